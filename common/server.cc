@@ -1,0 +1,78 @@
+#include "common/server.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace conductor {
+
+absl::Status ValidateListenAddress(const std::string& address) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address \"", address, "\" is not HOST:PORT (e.g. 127.0.0.1:50051)"));
+  }
+  int port = -1;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address \"", address, "\" has no valid port (0..65535)"));
+  }
+  return absl::OkStatus();
+}
+
+void BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+absl::Status ServeUntilSignal(const ServerConfig& config) {
+  if (auto s = ValidateListenAddress(config.listen); !s.ok()) return s;
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(config.max_receive_bytes);
+  builder.SetMaxSendMessageSize(256 << 20);
+  for (grpc::Service* service : config.services) builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen,
+                                               " (address in use or not local?)"));
+  }
+  std::string host = config.listen.substr(0, config.listen.rfind(':'));
+  std::string bound = absl::StrCat(host, ":", port);
+  printf("listening on %s\n", bound.c_str());
+  fflush(stdout);
+  LogInfo("serving on %s", bound);
+
+  std::thread waiter([&server, &config] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    sigwait(&set, &sig);
+    LogInfo("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (config.on_shutdown) config.on_shutdown();
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(config.shutdown_grace_ms));
+  });
+  server->Wait();
+  waiter.join();
+  LogInfo("stopped");
+  return absl::OkStatus();
+}
+
+}  // namespace conductor

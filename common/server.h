@@ -1,0 +1,41 @@
+// The common life of a binary's gRPC server: listen, health and reflection,
+// print the bound address, and shut down cleanly on SIGTERM / SIGINT.
+#ifndef CONDUCTOR_COMMON_SERVER_H_
+#define CONDUCTOR_COMMON_SERVER_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/grpcpp.h"
+
+namespace conductor {
+
+// Splits "HOST:PORT" (or "[v6]:PORT"); the port may be 0.
+absl::Status ValidateListenAddress(const std::string& address);
+
+// Blocks SIGTERM and SIGINT in the calling thread and every thread it starts
+// later. REQUIRES: called from main() before any thread is created.
+void BlockTerminationSignals();
+
+struct ServerConfig {
+  std::string listen;
+  std::vector<grpc::Service*> services;
+  // Largest request accepted, in bytes.
+  int max_receive_bytes = 64 << 20;
+  // Called once a termination signal arrives, before the server shuts down.
+  std::function<void()> on_shutdown;
+  // How long in-flight calls get to finish at shutdown.
+  int shutdown_grace_ms = 2000;
+};
+
+// Starts the server, prints "listening on HOST:PORT" (the real port when 0
+// was asked) on stdout, and blocks until SIGTERM or SIGINT. Returns an error
+// when the address cannot be bound.
+absl::Status ServeUntilSignal(const ServerConfig& config);
+
+}  // namespace conductor
+
+#endif  // CONDUCTOR_COMMON_SERVER_H_
