@@ -1,0 +1,126 @@
+#include "storage_node/node_database.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "common/logging.h"
+#include "common/sqlite.h"
+
+namespace conductor {
+namespace storage_node {
+namespace {
+
+absl::Status PrepareDataDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (dir.empty()) return absl::InvalidArgumentError("the data dir must not be empty");
+  std::error_code error;
+  if (fs::exists(dir, error) && !fs::is_directory(dir, error)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", dir, " exists and is not a directory"));
+  }
+  fs::create_directories(dir, error);
+  if (error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create data dir ", dir, ": ", error.message()));
+  }
+  if (access(dir.c_str(), R_OK | W_OK | X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data dir ", dir, " is not writable: ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// Names the file in a message that does not already.
+absl::Status AboutFile(const absl::Status& status, const std::string& path) {
+  if (status.ok() || absl::StrContains(status.message(), path)) return status;
+  return Annotate(status, absl::StrCat("cannot use database ", path));
+}
+
+// Reads the schema and the journal mode: fails on a file that is not a
+// SQLite database or cannot run in WAL mode.
+absl::Status CheckWriter(Connection& writer) {
+  if (auto s = writer.ExecInternal("SELECT count(*) FROM sqlite_schema"); !s.ok()) return s;
+  auto mode = writer.db().Prepare("PRAGMA journal_mode");
+  if (!mode.ok()) return mode.status();
+  auto row = mode->Step();
+  if (!row.ok()) return row.status();
+  std::string journal_mode = *row ? mode->ColumnText(0) : "";
+  if (journal_mode != "wal") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("journal_mode is \"", journal_mode, "\", not wal (unsupported file system?)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NodeDatabase>> NodeDatabase::Open(
+    const NodeDatabaseOptions& options) {
+  if (options.reader_connections < 1) {
+    return absl::InvalidArgumentError("reader_connections must be at least 1");
+  }
+  if (auto s = PrepareDataDir(options.data_dir); !s.ok()) return s;
+  std::error_code error;
+  std::filesystem::path dir = std::filesystem::absolute(options.data_dir, error);
+  if (error) dir = options.data_dir;
+  const std::string path = (dir / kDatabaseFileName).string();
+
+  DatabaseOptions writer_options;
+  writer_options.wal = true;
+  writer_options.synchronous_full = options.synchronous_full;
+  auto writer = Connection::Open(path, writer_options, /*query_only=*/false);
+  if (!writer.ok()) return AboutFile(writer.status(), path);
+  if (auto s = CheckWriter(**writer); !s.ok()) return AboutFile(s, path);
+  std::vector<std::unique_ptr<Connection>> writers;
+  writers.push_back(std::move(*writer));
+
+  // Readers open the file the writer created; it is already in WAL mode.
+  DatabaseOptions reader_options;
+  reader_options.create = false;
+  reader_options.wal = false;
+  reader_options.synchronous_full = options.synchronous_full;
+  std::vector<std::unique_ptr<Connection>> readers;
+  for (int i = 0; i < options.reader_connections; ++i) {
+    auto reader = Connection::Open(path, reader_options, /*query_only=*/true);
+    if (!reader.ok()) return AboutFile(reader.status(), path);
+    readers.push_back(std::move(*reader));
+  }
+  LogInfo("opened %s (SQLite %s, synchronous=%s, %d readers)", path, sqlite3_libversion(),
+          options.synchronous_full ? "full" : "normal", options.reader_connections);
+  return std::unique_ptr<NodeDatabase>(
+      new NodeDatabase(path, options.limits, std::make_unique<ConnectionPool>(std::move(writers)),
+                       std::make_unique<ConnectionPool>(std::move(readers))));
+}
+
+NodeDatabase::NodeDatabase(std::string path, BatchLimits limits,
+                           std::unique_ptr<ConnectionPool> writer,
+                           std::unique_ptr<ConnectionPool> readers)
+    : path_(std::move(path)),
+      limits_(limits),
+      writer_(std::move(writer)),
+      readers_(std::move(readers)) {}
+
+absl::Status NodeDatabase::ExecuteBatch(const storage::v1::ExecuteBatchRequest& request,
+                                        const CallControl& control,
+                                        storage::v1::ExecuteBatchResponse* response) {
+  response->Clear();
+  if (request.statements_size() == 0) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                 "the batch has no statements");
+  }
+  ConnectionPool& pool = request.read_only() ? *readers_ : *writer_;
+  auto connection = pool.Acquire(control);
+  if (!connection.ok()) return connection.status();
+  return RunBatch(**connection, request, control, limits_, response);
+}
+
+}  // namespace storage_node
+}  // namespace conductor

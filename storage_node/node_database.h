@@ -1,0 +1,70 @@
+// The database of one storage node: one SQLite file in WAL mode, one writer
+// connection and a pool of query-only reader connections.
+#ifndef CONDUCTOR_STORAGE_NODE_NODE_DATABASE_H_
+#define CONDUCTOR_STORAGE_NODE_NODE_DATABASE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "storage/v1/storage.pb.h"
+#include "storage_node/batch_runner.h"
+#include "storage_node/call_control.h"
+#include "storage_node/connection_pool.h"
+
+namespace conductor {
+namespace storage_node {
+
+struct NodeDatabaseOptions {
+  // Directory holding storage.db; created (with parents) when missing.
+  std::string data_dir;
+  // PRAGMA synchronous=FULL when true, NORMAL when false.
+  bool synchronous_full = true;
+  // Size of the reader pool: how many read_only batches run at once.
+  int reader_connections = 8;
+  BatchLimits limits;
+};
+
+// The file name of the database inside the data directory.
+inline constexpr char kDatabaseFileName[] = "storage.db";
+
+// Thread-safe. Write batches are serialised on the writer; read_only batches
+// run concurrently with each other and with the writer, each on one snapshot.
+class NodeDatabase {
+ public:
+  // Prepares the data directory and opens the database. Fails (with a message
+  // naming the directory or file) when the directory cannot be created or
+  // written, is a file, or holds a file that is not a usable SQLite database.
+  static absl::StatusOr<std::unique_ptr<NodeDatabase>> Open(const NodeDatabaseOptions& options);
+
+  NodeDatabase(const NodeDatabase&) = delete;
+  NodeDatabase& operator=(const NodeDatabase&) = delete;
+
+  // Runs `request` (see RunBatch) on a reader for a read_only batch, on the
+  // writer otherwise. Fails with INVALID_ARGUMENT for an empty batch, and with
+  // DEADLINE_EXCEEDED / CANCELLED when `control` ends the call while it waits
+  // for a connection or runs. Never UNAVAILABLE.
+  absl::Status ExecuteBatch(const storage::v1::ExecuteBatchRequest& request,
+                            const CallControl& control,
+                            storage::v1::ExecuteBatchResponse* response);
+
+  // The database file (an absolute path).
+  const std::string& path() const { return path_; }
+
+ private:
+  NodeDatabase(std::string path, BatchLimits limits, std::unique_ptr<ConnectionPool> writer,
+               std::unique_ptr<ConnectionPool> readers);
+
+  const std::string path_;
+  const BatchLimits limits_;
+  // A pool of one: the lease is the writer mutex.
+  const std::unique_ptr<ConnectionPool> writer_;
+  const std::unique_ptr<ConnectionPool> readers_;
+};
+
+}  // namespace storage_node
+}  // namespace conductor
+
+#endif  // CONDUCTOR_STORAGE_NODE_NODE_DATABASE_H_
