@@ -1,0 +1,107 @@
+#include "conductor/bootstrap.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/server.h"
+
+namespace conductor {
+namespace {
+
+absl::Status EnsureDirectory(const std::string& dir) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--data_dir=", dir, " exists but is not a directory"));
+    }
+  } else if (mkdir(dir.c_str(), 0755) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create --data_dir=", dir, ": ", strerror(errno)));
+  }
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--data_dir=", dir, " is not writable: ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateBootstrapOptions(const BootstrapOptions& options) {
+  if (auto s = ValidateListenAddress(options.listen); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--listen: ", s.message()));
+  }
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
+  if (options.storage_nodes.empty()) {
+    return absl::InvalidArgumentError(
+        "--storage_nodes is required (comma-separated HOST:PORT of the storage nodes)");
+  }
+  std::set<std::string> seen;
+  for (const std::string& address : options.storage_nodes) {
+    if (auto s = ValidateListenAddress(address); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--storage_nodes: ", s.message()));
+    }
+    if (!seen.insert(address).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--storage_nodes lists ", address, " twice"));
+    }
+  }
+  if (options.storage_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--storage_timeout_ms must be positive");
+  }
+  return absl::OkStatus();
+}
+
+Conductor::Conductor(std::unique_ptr<TopologyStore> store, TableOperationsOptions options)
+    : store_(std::move(store)),
+      tables_(store_.get(), &storage_, options),
+      sql_(&tables_),
+      table_ops_service_(&tables_, &sql_) {}
+
+absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptions& options) {
+  if (auto s = EnsureDirectory(options.data_dir); !s.ok()) return s;
+  auto store = TopologyStore::Open(options.data_dir + "/topology.db");
+  if (!store.ok()) return store.status();
+  TableOperationsOptions table_options;
+  table_options.storage_timeout = options.storage_timeout;
+  std::unique_ptr<Conductor> conductor(new Conductor(std::move(*store), table_options));
+
+  // Register the storage nodes the topology does not know yet.
+  for (const std::string& address : options.storage_nodes) {
+    auto snapshot = conductor->store_->snapshot();
+    bool known = false;
+    for (const NodeMeta& node : snapshot->nodes) known |= node.address == address;
+    if (known) continue;
+    absl::Time give_up = absl::Now() + options.storage_wait;
+    absl::StatusOr<std::string> node_id = absl::UnavailableError("not asked yet");
+    while (true) {
+      node_id = conductor->storage_.GetNodeId(address, absl::Now() + absl::Seconds(2));
+      if (node_id.ok() || absl::Now() >= give_up) break;
+      LogInfo("waiting for storage node %s: %s", address, node_id.status().message());
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    if (!node_id.ok()) {
+      return absl::UnavailableError(absl::StrCat("storage node ", address,
+                                                 " never answered (", node_id.status().message(),
+                                                 "); start it first or fix --storage_nodes"));
+    }
+    const NodeMeta* clash = snapshot->FindNode(*node_id);
+    if (clash != nullptr) {
+      LogWarning("storage node %s moved from %s to %s", *node_id, clash->address, address);
+    }
+    if (auto s = conductor->store_->UpsertNode({*node_id, address}); !s.ok()) return s;
+    LogInfo("registered storage node %s at %s", *node_id, address);
+  }
+  conductor->tables_.StartBackgroundReconciler();
+  return conductor;
+}
+
+}  // namespace conductor

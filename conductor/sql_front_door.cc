@@ -1,0 +1,200 @@
+#include "conductor/sql_front_door.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/errors.h"
+#include "common/sql/parser.h"
+#include "common/sqlite.h"
+
+namespace conductor {
+namespace {
+
+// Builds one named result set row by row.
+class ResultSetBuilder {
+ public:
+  ResultSetBuilder(v1::ExecuteResponse* response, const std::string& name,
+                   std::initializer_list<const char*> columns)
+      : set_(response->add_result_sets()) {
+    set_->set_name(name);
+    for (const char* column : columns) set_->add_columns(column);
+  }
+  ResultSetBuilder& Row(std::initializer_list<Value> values) {
+    auto* row = set_->add_rows();
+    for (const Value& value : values) *row->add_values() = value;
+    return *this;
+  }
+
+ private:
+  v1::ResultSet* set_;
+};
+
+Value Text(const std::string& s) { return TextValue(s); }
+Value Int(int64_t v) { return IntegerValue(v); }
+
+std::string Joined(const google::protobuf::RepeatedPtrField<std::string>& list) {
+  return absl::StrJoin(list, ",");
+}
+
+absl::Status NotYet(const char* what, const char* capability) {
+  return Error(absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,
+               absl::StrCat(what, " is not available in this version of Conductor yet (",
+                            capability, ")"));
+}
+
+void AddShowTables(const v1::ListTablesResponse& tables, v1::ExecuteResponse* response) {
+  ResultSetBuilder set(response, "TABLES",
+                       {"name", "primary_key", "shard_key", "num_shards", "strategy",
+                        "block_size", "created_at"});
+  for (const auto& t : tables.tables()) {
+    set.Row({Text(t.name()), Text(Joined(t.primary_key())), Text(t.shard_key()),
+             Int(t.num_shards()), Text(t.strategy()), Int(t.block_size()),
+             Text(FormatTimestamp(t.created_at_ms()))});
+  }
+}
+
+void AddDescribe(const v1::DescribeTableResponse& d, v1::ExecuteResponse* response) {
+  const auto& t = d.table();
+  ResultSetBuilder(response, "TABLE_INFO",
+                   {"table_name", "primary_key", "shard_key", "strategy", "num_shards",
+                    "block_size", "created_at", "updated_at"})
+      .Row({Text(t.name()), Text(Joined(t.primary_key())), Text(t.shard_key()),
+            Text(t.strategy()), Int(t.num_shards()), Int(t.block_size()),
+            Text(FormatTimestamp(t.created_at_ms())), Text(FormatTimestamp(t.updated_at_ms()))});
+  ResultSetBuilder shards(response, "SHARDS", {"shard_id", "node_id", "status"});
+  for (const auto& s : d.shards()) shards.Row({Int(s.shard_id()), Text(s.node_id()), Text(s.status())});
+  ResultSetBuilder indexes(response, "INDEXES", {"index_name", "columns", "index_type", "status"});
+  for (const auto& i : d.indexes()) {
+    indexes.Row({Text(i.name()), Text(Joined(i.columns())), Text(i.type()), Text(i.status())});
+  }
+  ResultSetBuilder columns(response, "COLUMNS",
+                           {"name", "type", "notnull", "default_value", "primary_key"});
+  for (const auto& c : d.columns()) {
+    columns.Row({Text(c.name()), Text(c.type()), Int(c.not_null() ? 1 : 0),
+                 c.default_value().empty() ? NullValue() : Text(c.default_value()),
+                 Int(c.primary_key() ? 1 : 0)});
+  }
+}
+
+void AddStats(const v1::GetTableStatsResponse& s, v1::ExecuteResponse* response) {
+  ResultSetBuilder(response, "TABLE_STATS",
+                   {"table_name", "total_rows", "total_shards", "avg_rows_per_shard"})
+      .Row({Text(s.table()), Int(s.total_rows()), Int(s.total_shards()),
+            RealValue(s.avg_rows_per_shard())});
+  ResultSetBuilder shards(response, "SHARD_STATS", {"shard_id", "node_id", "row_count", "status"});
+  for (const auto& shard : s.shards()) {
+    // A shard that could not be counted has no row count (NULL), not zero.
+    shards.Row({Int(shard.shard_id()), Text(shard.node_id()),
+                shard.status() == "error" ? NullValue() : Int(shard.row_count()),
+                Text(shard.status())});
+  }
+}
+
+}  // namespace
+
+std::string FormatTimestamp(int64_t epoch_ms) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(epoch_ms),
+                          absl::UTCTimeZone());
+}
+
+absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteRequest& request,
+                                                          absl::Time deadline) {
+  auto parsed = sql::ParseStatement(request.sql());
+  if (!parsed.ok()) return parsed.status();
+  const sql::ParsedStatement& stmt = *parsed;
+  bool takes_params = stmt.kind == sql::StatementKind::kSelect ||
+                      stmt.kind == sql::StatementKind::kInsert ||
+                      stmt.kind == sql::StatementKind::kUpdate ||
+                      stmt.kind == sql::StatementKind::kDelete;
+  if (!takes_params && request.params_size() > 0) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                 absl::StrCat(sql::StatementKindName(stmt.kind),
+                              " takes no parameters; only SELECT, INSERT, UPDATE and DELETE "
+                              "bind ? placeholders"));
+  }
+
+  v1::ExecuteResponse response;
+  switch (stmt.kind) {
+    case sql::StatementKind::kCreateTable: {
+      v1::CreateTableRequest create;
+      create.set_sql(request.sql());
+      auto result = tables_->CreateTable(create, deadline);
+      if (!result.ok()) return result.status();
+      return response;
+    }
+    case sql::StatementKind::kDropTable: {
+      v1::DropTableRequest drop;
+      drop.set_table(stmt.table);
+      drop.set_if_exists(stmt.if_exists);
+      auto result = tables_->DropTable(drop, deadline);
+      if (!result.ok()) return result.status();
+      return response;
+    }
+    case sql::StatementKind::kRenameTable: {
+      v1::RenameTableRequest rename;
+      rename.set_table(stmt.table);
+      rename.set_new_name(stmt.new_name);
+      auto result = tables_->RenameTable(rename, deadline);
+      if (!result.ok()) return result.status();
+      return response;
+    }
+    case sql::StatementKind::kSetBlockSize: {
+      v1::SetBlockSizeRequest set;
+      set.set_table(stmt.table);
+      // Out-of-int32 values are clamped so the range check reports them.
+      set.set_block_size(static_cast<int32_t>(
+          std::max<int64_t>(INT32_MIN, std::min<int64_t>(INT32_MAX, stmt.number))));
+      auto result = tables_->SetBlockSize(set);
+      if (!result.ok()) return result.status();
+      return response;
+    }
+    case sql::StatementKind::kShowTables:
+      AddShowTables(tables_->ListTables(), &response);
+      return response;
+    case sql::StatementKind::kDescribeTable: {
+      v1::DescribeTableRequest describe;
+      describe.set_table(stmt.table);
+      auto result = tables_->DescribeTable(describe);
+      if (!result.ok()) return result.status();
+      AddDescribe(*result, &response);
+      return response;
+    }
+    case sql::StatementKind::kTableStats: {
+      v1::GetTableStatsRequest stats;
+      stats.set_table(stmt.table);
+      auto result = tables_->GetTableStats(stats, deadline);
+      if (!result.ok()) return result.status();
+      AddStats(*result, &response);
+      return response;
+    }
+    case sql::StatementKind::kShowIndexes: {
+      if (!stmt.table.empty()) {
+        v1::DescribeTableRequest describe;
+        describe.set_table(stmt.table);
+        if (auto exists = tables_->DescribeTable(describe); !exists.ok()) return exists.status();
+      }
+      // No index exists before virtual indexes arrive: the set is truthfully empty.
+      ResultSetBuilder(&response, "INDEXES",
+                       {"index_name", "table_name", "columns", "index_type", "status",
+                        "created_at"});
+      return response;
+    }
+    case sql::StatementKind::kCreateIndex:
+    case sql::StatementKind::kDropIndex:
+      return NotYet(sql::StatementKindName(stmt.kind), "virtual indexes");
+    case sql::StatementKind::kReshardTable:
+    case sql::StatementKind::kReshardStatus:
+      return NotYet(sql::StatementKindName(stmt.kind), "online resharding");
+    case sql::StatementKind::kSelect:
+    case sql::StatementKind::kInsert:
+    case sql::StatementKind::kUpdate:
+    case sql::StatementKind::kDelete:
+    case sql::StatementKind::kExplain:
+      return NotYet(sql::StatementKindName(stmt.kind), "the routed data path");
+  }
+  return absl::InternalError("unhandled statement kind");
+}
+
+}  // namespace conductor

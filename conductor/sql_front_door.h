@@ -1,0 +1,30 @@
+// SqlFrontDoor: TableOps.Execute. Parses one statement, dispatches it to the
+// operation that serves it and shapes the answer into the named result sets
+// of DESIGN.md §4.
+#ifndef CONDUCTOR_CONDUCTOR_SQL_FRONT_DOOR_H_
+#define CONDUCTOR_CONDUCTOR_SQL_FRONT_DOOR_H_
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "conductor/table_operations.h"
+#include "conductor/v1/table_ops.pb.h"
+
+namespace conductor {
+
+class SqlFrontDoor {
+ public:
+  explicit SqlFrontDoor(TableOperations* tables) : tables_(tables) {}
+
+  absl::StatusOr<v1::ExecuteResponse> Execute(const v1::ExecuteRequest& request,
+                                              absl::Time deadline);
+
+ private:
+  TableOperations* tables_;
+};
+
+// Renders epoch milliseconds as ISO 8601 UTC ("2026-11-23T21:05:00.123Z").
+std::string FormatTimestamp(int64_t epoch_ms);
+
+}  // namespace conductor
+
+#endif  // CONDUCTOR_CONDUCTOR_SQL_FRONT_DOOR_H_

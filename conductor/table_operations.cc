@@ -1,0 +1,523 @@
+#include "conductor/table_operations.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/errors.h"
+#include "common/logging.h"
+#include "common/sql/create_table.h"
+#include "common/sql/parser.h"
+#include "common/sql/tokenizer.h"
+#include "common/sqlite.h"
+
+namespace conductor {
+namespace {
+
+absl::Status TableNotFound(const std::string& name) {
+  return Error(absl::StatusCode::kNotFound, reason::kTableNotFound,
+               absl::StrCat("table ", name, " does not exist (SHOW TABLES lists the tables)"));
+}
+
+absl::Status ValidateBlockSize(int64_t block_size) {
+  if (block_size < kMinBlockSize || block_size > kMaxBlockSize) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidBlockSize,
+                 absl::StrCat("block size ", block_size, " is out of range; it must be between ",
+                              kMinBlockSize, " and ", kMaxBlockSize));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateShardCount(int64_t count) {
+  if (count < kMinShards || count > kMaxShards) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidShardCount,
+                 absl::StrCat("shard count ", count, " is out of range; it must be between ",
+                              kMinShards, " and ", kMaxShards));
+  }
+  return absl::OkStatus();
+}
+
+// The table a schema operation cannot touch right now because another one is
+// unfinished on it (the reconciler is finishing it).
+absl::Status TableBusy(const TableMeta& table) {
+  return Error(absl::StatusCode::kUnavailable, reason::kTableBusy,
+               absl::StrCat("table ", table.name, " is still being ",
+                            TableStateName(table.state),
+                            " on a storage node that did not answer; retry once every storage "
+                            "node is reachable"));
+}
+
+}  // namespace
+
+TableOperations::TableOperations(TopologyStore* store, StorageClient* storage,
+                                 TableOperationsOptions options)
+    : store_(store), storage_(storage), options_(options) {}
+
+TableOperations::~TableOperations() {
+  {
+    std::lock_guard<std::mutex> lock(reconciler_mu_);
+    stopping_ = true;
+  }
+  reconciler_cv_.notify_all();
+  if (reconciler_.joinable()) reconciler_.join();
+}
+
+absl::Time TableOperations::StorageDeadline(absl::Time deadline) const {
+  return std::min(deadline, absl::Now() + options_.storage_timeout);
+}
+
+v1::TableInfo TableOperations::ToTableInfo(const TableMeta& table) {
+  v1::TableInfo info;
+  info.set_name(table.name);
+  for (const auto& column : table.primary_key) info.add_primary_key(column);
+  info.set_shard_key(table.shard_key);
+  info.set_strategy(table.strategy);
+  info.set_num_shards(table.ActiveShardCount());
+  info.set_block_size(table.block_size);
+  info.set_created_at_ms(table.created_at_ms);
+  info.set_updated_at_ms(table.updated_at_ms);
+  return info;
+}
+
+std::vector<ShardMeta> TableOperations::PlaceShards(const Snapshot& snapshot, int count) const {
+  // Least-loaded first: every node's current shard count, ties by node id.
+  std::map<std::string, int> load;
+  for (const NodeMeta& node : snapshot.nodes) load[node.node_id] = 0;
+  for (const auto& [unused, table] : snapshot.tables) {
+    if (table.state == TableState::kDropping) continue;
+    for (const ShardMeta& shard : table.shards) {
+      if (load.count(shard.node_id) != 0) ++load[shard.node_id];
+    }
+  }
+  std::vector<ShardMeta> shards;
+  for (int i = 0; i < count; ++i) {
+    auto best = load.begin();
+    for (auto it = load.begin(); it != load.end(); ++it) {
+      if (it->second < best->second) best = it;
+    }
+    shards.push_back({i, best->first, shard_status::kActive});
+    ++best->second;
+  }
+  return shards;
+}
+
+absl::Status TableOperations::OnEveryNode(const std::vector<NodeMeta>& nodes,
+                                          const std::string& sql, absl::Time deadline) {
+  std::vector<NodeBatch> batches;
+  for (const NodeMeta& node : nodes) {
+    NodeBatch batch{node, {}};
+    batch.request.add_statements()->set_sql(sql);
+    batches.push_back(std::move(batch));
+  }
+  absl::Status first;
+  auto results = FanOut(*storage_, batches, StorageDeadline(deadline));
+  for (const auto& result : results) {
+    if (!result.ok() && first.ok()) first = result.status();
+  }
+  return first;
+}
+
+absl::Status TableOperations::CheckNodesReachable(const std::vector<NodeMeta>& nodes,
+                                                  absl::Time deadline) {
+  // A trivial read on every node, in parallel.
+  std::vector<NodeBatch> batches;
+  for (const NodeMeta& node : nodes) {
+    NodeBatch batch{node, {}};
+    batch.request.set_read_only(true);
+    batch.request.add_statements()->set_sql("SELECT 1");
+    batches.push_back(std::move(batch));
+  }
+  auto results = FanOut(*storage_, batches, StorageDeadline(deadline));
+  for (const auto& result : results) {
+    if (!result.ok()) return result.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TableOperations::RenameOnEveryNode(const std::vector<NodeMeta>& nodes,
+                                                const std::string& from, const std::string& to,
+                                                absl::Time deadline) {
+  // Step 1: where does each node stand? Step 2: rename where still needed.
+  std::vector<NodeBatch> probes;
+  for (const NodeMeta& node : nodes) {
+    NodeBatch batch{node, {}};
+    batch.request.set_read_only(true);
+    for (const std::string& name : {from, to}) {
+      auto* stmt = batch.request.add_statements();
+      stmt->set_sql(
+          "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE");
+      *stmt->add_params() = TextValue(name);
+    }
+    probes.push_back(std::move(batch));
+  }
+  auto states = FanOut(*storage_, probes, StorageDeadline(deadline));
+  std::vector<NodeBatch> renames;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (!states[i].ok()) return states[i].status();
+    bool has_from = states[i]->results(0).rows_size() > 0;
+    bool has_to = states[i]->results(1).rows_size() > 0;
+    bool case_only = sql::SameName(from, to);
+    if (has_from && (!has_to || case_only)) {
+      NodeBatch batch{nodes[i], {}};
+      batch.request.add_statements()->set_sql(
+          absl::StrCat("ALTER TABLE ", QuoteIdentifier(from), " RENAME TO ", QuoteIdentifier(to)));
+      renames.push_back(std::move(batch));
+    } else if (!has_to) {
+      return absl::InternalError(absl::StrCat("storage node ", nodes[i].node_id,
+                                              " has neither table ", from, " nor ", to));
+    }
+  }
+  auto results = FanOut(*storage_, renames, StorageDeadline(deadline));
+  for (const auto& result : results) {
+    if (!result.ok()) return result.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CreateTableResponse> TableOperations::CreateTable(
+    const v1::CreateTableRequest& request, absl::Time deadline) {
+  auto schema = sql::AnalyzeCreateTable(request.sql());
+  if (!schema.ok()) return schema.status();
+
+  // Shard count: the typed field, else the /* SHARDS=n */ hint, else 1.
+  int64_t num_shards = 1;
+  if (request.num_shards() != 0 && schema->shards_hint.has_value() &&
+      *schema->shards_hint != request.num_shards()) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidShardCount,
+                 absl::StrCat("num_shards is ", request.num_shards(),
+                              " but the statement says SHARDS=", *schema->shards_hint,
+                              "; give one or make them agree"));
+  }
+  if (request.num_shards() != 0) {
+    num_shards = request.num_shards();
+  } else if (schema->shards_hint.has_value()) {
+    num_shards = *schema->shards_hint;
+  }
+  if (auto s = ValidateShardCount(num_shards); !s.ok()) return s;
+  int64_t block_size = request.block_size() == 0 ? kDefaultBlockSize : request.block_size();
+  if (auto s = ValidateBlockSize(block_size); !s.ok()) return s;
+
+  std::string shard_key = schema->primary_key.front();
+  if (!request.shard_key().empty()) {
+    auto it = std::find_if(schema->primary_key.begin(), schema->primary_key.end(),
+                           [&](const std::string& c) { return sql::SameName(c, request.shard_key()); });
+    if (it == schema->primary_key.end()) {
+      return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                   absl::StrCat("shard key ", request.shard_key(),
+                                " must be one of the primary-key columns (",
+                                absl::StrJoin(schema->primary_key, ", "),
+                                "), so that every key lives on exactly one shard"));
+    }
+    shard_key = *it;
+  }
+  bool if_not_exists = request.if_not_exists() || schema->if_not_exists;
+
+  std::lock_guard<std::mutex> lock(ddl_mu_);
+  auto snapshot = store_->snapshot();
+  if (const TableMeta* existing = snapshot->FindAny(schema->name)) {
+    if (existing->state == TableState::kActive &&
+        LowerName(existing->name) == LowerName(schema->name)) {
+      if (if_not_exists) {
+        v1::CreateTableResponse response;
+        *response.mutable_table() = ToTableInfo(*existing);
+        response.set_created(false);
+        return response;
+      }
+      return Error(absl::StatusCode::kAlreadyExists, reason::kTableAlreadyExists,
+                   absl::StrCat("table ", existing->name, " already exists"));
+    }
+    if (existing->state == TableState::kRenaming) return TableBusy(*existing);
+    // A create or drop that never finished holds the name: finish it first.
+    if (auto s = ReconcileTable(*existing, deadline); !s.ok()) {
+      return Annotate(s, absl::StrCat("cannot create ", schema->name,
+                                      ": an earlier operation on that name is unfinished"));
+    }
+    snapshot = store_->snapshot();
+  }
+  if (snapshot->nodes.empty()) {
+    return absl::FailedPreconditionError(
+        "no storage nodes are registered; start the conductor with --storage_nodes");
+  }
+
+  TableMeta table;
+  table.name = schema->name;
+  table.state = TableState::kCreating;
+  table.primary_key = schema->primary_key;
+  table.shard_key = shard_key;
+  table.block_size = static_cast<int32_t>(block_size);
+  table.user_sql = schema->user_sql;
+  table.physical_sql = schema->physical_sql;
+  table.columns = schema->columns;
+  table.unique_constraints = schema->unique_constraints;
+  table.shards = PlaceShards(*snapshot, static_cast<int>(num_shards));
+  auto table_id = store_->InsertTable(table);
+  if (!table_id.ok()) return table_id.status();
+
+  absl::Status created = OnEveryNode(snapshot->nodes, schema->physical_sql, deadline);
+  if (!created.ok()) {
+    LogWarning("create of table %s failed (%s); rolling back", table.name, created.ToString());
+    table.table_id = *table_id;
+    table.state = TableState::kCreating;
+    // Best effort now; the reconciler finishes it if a node stays away.
+    ReconcileTable(table, deadline).IgnoreError();
+    return Annotate(created, absl::StrCat("table ", table.name,
+                                          " was not created (nothing is left behind)"));
+  }
+  if (auto s = store_->SetTableState(*table_id, TableState::kActive); !s.ok()) return s;
+  const TableMeta* now_active = store_->snapshot()->FindActive(table.name);
+  if (now_active == nullptr) return absl::InternalError("created table vanished");
+  v1::CreateTableResponse response;
+  *response.mutable_table() = ToTableInfo(*now_active);
+  response.set_created(true);
+  LogInfo("created table %s with %d shard(s)", table.name, static_cast<int>(num_shards));
+  return response;
+}
+
+absl::StatusOr<v1::DropTableResponse> TableOperations::DropTable(
+    const v1::DropTableRequest& request, absl::Time deadline) {
+  if (auto s = sql::ValidateName(request.table(), "table name"); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(ddl_mu_);
+  auto snapshot = store_->snapshot();
+  const TableMeta* table = snapshot->FindActive(request.table());
+  if (table == nullptr) {
+    const TableMeta* busy = snapshot->FindAny(request.table());
+    if (busy != nullptr && busy->state == TableState::kRenaming) return TableBusy(*busy);
+    if (request.if_exists()) return v1::DropTableResponse();
+    return TableNotFound(request.table());
+  }
+  if (auto s = CheckNodesReachable(snapshot->nodes, deadline); !s.ok()) {
+    return Annotate(s, absl::StrCat("table ", table->name, " was not dropped"));
+  }
+  // From here the drop is committed: the table is invisible at once and the
+  // physical tables go now or, if a node fails late, in the background.
+  if (auto s = store_->SetTableState(table->table_id, TableState::kDropping); !s.ok()) return s;
+  TableMeta dropping = *table;
+  dropping.state = TableState::kDropping;
+  if (auto s = ReconcileTable(dropping, deadline); !s.ok()) {
+    LogWarning("drop of %s will finish in the background: %s", dropping.name, s.ToString());
+  }
+  LogInfo("dropped table %s", dropping.name);
+  v1::DropTableResponse response;
+  response.set_dropped(true);
+  return response;
+}
+
+absl::StatusOr<v1::RenameTableResponse> TableOperations::RenameTable(
+    const v1::RenameTableRequest& request, absl::Time deadline) {
+  if (auto s = sql::ValidateName(request.table(), "table name"); !s.ok()) return s;
+  if (auto s = sql::ValidateName(request.new_name(), "new table name"); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(ddl_mu_);
+  auto snapshot = store_->snapshot();
+  const TableMeta* table = snapshot->FindActive(request.table());
+  if (table == nullptr) {
+    const TableMeta* busy = snapshot->FindAny(request.table());
+    if (busy != nullptr && busy->state == TableState::kRenaming) return TableBusy(*busy);
+    return TableNotFound(request.table());
+  }
+  if (table->name == request.new_name()) {
+    v1::RenameTableResponse response;
+    *response.mutable_table() = ToTableInfo(*table);
+    return response;
+  }
+  const TableMeta* taken = snapshot->FindAny(request.new_name());
+  if (taken != nullptr && taken->table_id != table->table_id) {
+    return Error(absl::StatusCode::kAlreadyExists, reason::kTableAlreadyExists,
+                 absl::StrCat("cannot rename ", table->name, " to ", request.new_name(),
+                              ": a table with that name already exists"));
+  }
+  if (auto s = CheckNodesReachable(snapshot->nodes, deadline); !s.ok()) {
+    return Annotate(s, absl::StrCat("table ", table->name, " was not renamed"));
+  }
+  const int64_t table_id = table->table_id;
+  const std::string old_name = table->name;
+  if (auto s = store_->SetTableState(table_id, TableState::kRenaming, request.new_name());
+      !s.ok()) {
+    return s;
+  }
+  absl::Status renamed =
+      RenameOnEveryNode(snapshot->nodes, old_name, request.new_name(), deadline);
+  if (!renamed.ok()) {
+    LogWarning("rename of %s failed (%s); rolling back", old_name, renamed.ToString());
+    TableMeta rolling_back = *table;
+    rolling_back.state = TableState::kRenaming;
+    rolling_back.pending_name = request.new_name();
+    ReconcileTable(rolling_back, deadline).IgnoreError();
+    return Annotate(renamed, absl::StrCat("table ", old_name, " was not renamed"));
+  }
+  if (auto s = store_->FinishRename(table_id); !s.ok()) return s;
+  const TableMeta* now = store_->snapshot()->FindActive(request.new_name());
+  if (now == nullptr) return absl::InternalError("renamed table vanished");
+  LogInfo("renamed table %s to %s", old_name, now->name);
+  v1::RenameTableResponse response;
+  *response.mutable_table() = ToTableInfo(*now);
+  return response;
+}
+
+absl::StatusOr<v1::SetBlockSizeResponse> TableOperations::SetBlockSize(
+    const v1::SetBlockSizeRequest& request) {
+  if (auto s = sql::ValidateName(request.table(), "table name"); !s.ok()) return s;
+  if (auto s = ValidateBlockSize(request.block_size()); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(ddl_mu_);
+  const TableMeta* table = store_->snapshot()->FindActive(request.table());
+  if (table == nullptr) return TableNotFound(request.table());
+  if (auto s = store_->SetBlockSize(table->table_id, request.block_size()); !s.ok()) return s;
+  const TableMeta* now = store_->snapshot()->FindActive(request.table());
+  if (now == nullptr) return absl::InternalError("table vanished");
+  v1::SetBlockSizeResponse response;
+  *response.mutable_table() = ToTableInfo(*now);
+  return response;
+}
+
+absl::StatusOr<v1::DescribeTableResponse> TableOperations::DescribeTable(
+    const v1::DescribeTableRequest& request) const {
+  if (auto s = sql::ValidateName(request.table(), "table name"); !s.ok()) return s;
+  auto snapshot = store_->snapshot();
+  const TableMeta* table = snapshot->FindActive(request.table());
+  if (table == nullptr) return TableNotFound(request.table());
+  v1::DescribeTableResponse response;
+  *response.mutable_table() = ToTableInfo(*table);
+  for (const ShardMeta& shard : table->shards) {
+    if (shard.status != shard_status::kActive) continue;
+    auto* info = response.add_shards();
+    info->set_shard_id(shard.shard_id);
+    info->set_node_id(shard.node_id);
+    info->set_status(shard.status);
+  }
+  for (const sql::ColumnSchema& column : table->columns) {
+    auto* info = response.add_columns();
+    info->set_name(column.name);
+    info->set_type(column.type);
+    info->set_not_null(column.not_null);
+    info->set_default_value(column.default_value);
+    info->set_primary_key(column.primary_key_position > 0);
+  }
+  return response;
+}
+
+absl::StatusOr<v1::GetTableStatsResponse> TableOperations::GetTableStats(
+    const v1::GetTableStatsRequest& request, absl::Time deadline) {
+  if (auto s = sql::ValidateName(request.table(), "table name"); !s.ok()) return s;
+  auto snapshot = store_->snapshot();
+  const TableMeta* table = snapshot->FindActive(request.table());
+  if (table == nullptr) return TableNotFound(request.table());
+
+  // One read-only batch per node, one COUNT(*) per shard (served by the
+  // primary-key index, which leads with _virtualShard).
+  std::string count_sql = absl::StrCat("SELECT COUNT(*) FROM ", QuoteIdentifier(table->name),
+                                       " WHERE ", sql::kVirtualShardColumn, " = ?");
+  std::vector<NodeBatch> batches;
+  std::map<std::string, size_t> batch_of_node;
+  std::vector<std::pair<size_t, int>> where;  // per active shard: (batch, statement)
+  std::vector<const ShardMeta*> shards;
+  for (const ShardMeta& shard : table->shards) {
+    if (shard.status != shard_status::kActive) continue;
+    auto it = batch_of_node.find(shard.node_id);
+    if (it == batch_of_node.end()) {
+      const NodeMeta* node = snapshot->FindNode(shard.node_id);
+      NodeBatch batch{node != nullptr ? *node : NodeMeta{shard.node_id, ""}, {}};
+      batch.request.set_read_only(true);
+      batches.push_back(std::move(batch));
+      it = batch_of_node.emplace(shard.node_id, batches.size() - 1).first;
+    }
+    auto* stmt = batches[it->second].request.add_statements();
+    stmt->set_sql(count_sql);
+    *stmt->add_params() = IntegerValue(shard.shard_id);
+    where.emplace_back(it->second, batches[it->second].request.statements_size() - 1);
+    shards.push_back(&shard);
+  }
+  auto results = FanOut(*storage_, batches, StorageDeadline(deadline));
+
+  v1::GetTableStatsResponse response;
+  response.set_table(table->name);
+  int64_t total = 0;
+  int answered = 0;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    auto* stats = response.add_shards();
+    stats->set_shard_id(shards[i]->shard_id);
+    stats->set_node_id(shards[i]->node_id);
+    const auto& result = results[where[i].first];
+    if (!result.ok()) {
+      stats->set_status("error");
+      stats->set_error(std::string(result.status().message()));
+      continue;
+    }
+    const auto& rows = result->results(where[i].second).rows();
+    int64_t count = rows.empty() ? 0 : rows[0].values(0).integer();
+    stats->set_row_count(count);
+    stats->set_status(shards[i]->status);
+    total += count;
+    ++answered;
+  }
+  response.set_total_rows(total);
+  response.set_total_shards(static_cast<int32_t>(shards.size()));
+  response.set_avg_rows_per_shard(answered == 0 ? 0.0 : static_cast<double>(total) / answered);
+  return response;
+}
+
+v1::ListTablesResponse TableOperations::ListTables() const {
+  auto snapshot = store_->snapshot();
+  v1::ListTablesResponse response;
+  for (const auto& [unused, table] : snapshot->tables) {  // ordered by lower-cased name
+    if (table.state == TableState::kActive) *response.add_tables() = ToTableInfo(table);
+  }
+  return response;
+}
+
+absl::Status TableOperations::ReconcileTable(const TableMeta& table, absl::Time deadline) {
+  auto snapshot = store_->snapshot();
+  switch (table.state) {
+    case TableState::kActive:
+      return absl::OkStatus();
+    case TableState::kCreating:
+      // Never became visible: roll back by dropping.
+      if (auto s = store_->SetTableState(table.table_id, TableState::kDropping); !s.ok()) return s;
+      [[fallthrough]];
+    case TableState::kDropping: {
+      absl::Status s = OnEveryNode(snapshot->nodes,
+                                   absl::StrCat("DROP TABLE IF EXISTS ", QuoteIdentifier(table.name)),
+                                   deadline);
+      if (!s.ok()) return s;
+      return store_->DeleteTable(table.table_id);
+    }
+    case TableState::kRenaming: {
+      // Roll back: every node goes back to the old name.
+      absl::Status s = RenameOnEveryNode(snapshot->nodes, table.pending_name, table.name, deadline);
+      if (!s.ok()) return s;
+      return store_->SetTableState(table.table_id, TableState::kActive);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TableOperations::Reconcile(absl::Time deadline) {
+  std::lock_guard<std::mutex> lock(ddl_mu_);
+  absl::Status first;
+  auto snapshot = store_->snapshot();
+  for (const auto& [unused, table] : snapshot->tables) {
+    if (table.state == TableState::kActive) continue;
+    absl::Status s = ReconcileTable(table, deadline);
+    if (s.ok()) {
+      LogInfo("finished unfinished %s of table %s", TableStateName(table.state), table.name);
+    } else if (first.ok()) {
+      first = s;
+    }
+  }
+  return first;
+}
+
+void TableOperations::StartBackgroundReconciler() {
+  reconciler_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(reconciler_mu_);
+    while (!stopping_) {
+      lock.unlock();
+      absl::Status s = Reconcile(absl::Now() + options_.storage_timeout);
+      if (!s.ok()) LogWarning("schema reconciler: %s (will retry)", s.ToString());
+      lock.lock();
+      reconciler_cv_.wait_for(lock, absl::ToChronoSeconds(options_.reconcile_interval),
+                              [this] { return stopping_; });
+    }
+  });
+}
+
+}  // namespace conductor

@@ -1,0 +1,86 @@
+#include "conductor/table_ops_service.h"
+
+#include "common/errors.h"
+
+namespace conductor {
+namespace {
+
+absl::Time Deadline(const grpc::ServerContext* context) {
+  auto deadline = context->deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
+// Copies an OK result into the response; converts a failure once.
+template <typename T>
+grpc::Status Reply(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(*result);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status TableOpsService::Execute(grpc::ServerContext* context,
+                                      const v1::ExecuteRequest* request,
+                                      v1::ExecuteResponse* response) {
+  return Reply(sql_->Execute(*request, Deadline(context)), response);
+}
+
+grpc::Status TableOpsService::ListTables(grpc::ServerContext*, const v1::ListTablesRequest*,
+                                         v1::ListTablesResponse* response) {
+  *response = tables_->ListTables();
+  return grpc::Status::OK;
+}
+
+grpc::Status TableOpsService::CreateTable(grpc::ServerContext* context,
+                                          const v1::CreateTableRequest* request,
+                                          v1::CreateTableResponse* response) {
+  return Reply(tables_->CreateTable(*request, Deadline(context)), response);
+}
+
+grpc::Status TableOpsService::DropTable(grpc::ServerContext* context,
+                                        const v1::DropTableRequest* request,
+                                        v1::DropTableResponse* response) {
+  return Reply(tables_->DropTable(*request, Deadline(context)), response);
+}
+
+grpc::Status TableOpsService::DescribeTable(grpc::ServerContext*,
+                                            const v1::DescribeTableRequest* request,
+                                            v1::DescribeTableResponse* response) {
+  return Reply(tables_->DescribeTable(*request), response);
+}
+
+grpc::Status TableOpsService::GetTableStats(grpc::ServerContext* context,
+                                            const v1::GetTableStatsRequest* request,
+                                            v1::GetTableStatsResponse* response) {
+  return Reply(tables_->GetTableStats(*request, Deadline(context)), response);
+}
+
+grpc::Status TableOpsService::RenameTable(grpc::ServerContext* context,
+                                          const v1::RenameTableRequest* request,
+                                          v1::RenameTableResponse* response) {
+  return Reply(tables_->RenameTable(*request, Deadline(context)), response);
+}
+
+grpc::Status TableOpsService::SetBlockSize(grpc::ServerContext*,
+                                           const v1::SetBlockSizeRequest* request,
+                                           v1::SetBlockSizeResponse* response) {
+  return Reply(tables_->SetBlockSize(*request), response);
+}
+
+grpc::Status TableOpsService::ListIndexes(grpc::ServerContext*,
+                                          const v1::ListIndexesRequest* request,
+                                          v1::ListIndexesResponse*) {
+  // No index can exist before virtual indexes arrive; a named table must exist.
+  if (!request->table().empty()) {
+    v1::DescribeTableRequest describe;
+    describe.set_table(request->table());
+    if (auto exists = tables_->DescribeTable(describe); !exists.ok()) {
+      return ToGrpcStatus(exists.status());
+    }
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace conductor

@@ -1,0 +1,45 @@
+// The gRPC face of conductor.v1.TableOps: deadlines in, statuses out. Every
+// method is a thin adapter over TableOperations / SqlFrontDoor, so the one
+// conversion to a gRPC status (with ErrorInfo) happens here and only here.
+#ifndef CONDUCTOR_CONDUCTOR_TABLE_OPS_SERVICE_H_
+#define CONDUCTOR_CONDUCTOR_TABLE_OPS_SERVICE_H_
+
+#include "conductor/sql_front_door.h"
+#include "conductor/table_operations.h"
+#include "conductor/v1/table_ops.grpc.pb.h"
+
+namespace conductor {
+
+class TableOpsService final : public v1::TableOps::Service {
+ public:
+  TableOpsService(TableOperations* tables, SqlFrontDoor* sql) : tables_(tables), sql_(sql) {}
+
+  grpc::Status Execute(grpc::ServerContext* context, const v1::ExecuteRequest* request,
+                       v1::ExecuteResponse* response) override;
+  grpc::Status ListTables(grpc::ServerContext* context, const v1::ListTablesRequest* request,
+                          v1::ListTablesResponse* response) override;
+  grpc::Status CreateTable(grpc::ServerContext* context, const v1::CreateTableRequest* request,
+                           v1::CreateTableResponse* response) override;
+  grpc::Status DropTable(grpc::ServerContext* context, const v1::DropTableRequest* request,
+                         v1::DropTableResponse* response) override;
+  grpc::Status DescribeTable(grpc::ServerContext* context,
+                             const v1::DescribeTableRequest* request,
+                             v1::DescribeTableResponse* response) override;
+  grpc::Status GetTableStats(grpc::ServerContext* context,
+                             const v1::GetTableStatsRequest* request,
+                             v1::GetTableStatsResponse* response) override;
+  grpc::Status RenameTable(grpc::ServerContext* context, const v1::RenameTableRequest* request,
+                           v1::RenameTableResponse* response) override;
+  grpc::Status SetBlockSize(grpc::ServerContext* context, const v1::SetBlockSizeRequest* request,
+                            v1::SetBlockSizeResponse* response) override;
+  grpc::Status ListIndexes(grpc::ServerContext* context, const v1::ListIndexesRequest* request,
+                           v1::ListIndexesResponse* response) override;
+
+ private:
+  TableOperations* tables_;
+  SqlFrontDoor* sql_;
+};
+
+}  // namespace conductor
+
+#endif  // CONDUCTOR_CONDUCTOR_TABLE_OPS_SERVICE_H_

@@ -1,0 +1,422 @@
+#include "conductor/topology_store.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+
+namespace conductor {
+namespace {
+
+// Version 1 of the topology schema. Names follow DESIGN.md §3.
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS storage_nodes (
+  node_id TEXT PRIMARY KEY,
+  address TEXT NOT NULL,
+  added_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tables (
+  table_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  state TEXT NOT NULL,
+  pending_name TEXT,
+  shard_key TEXT NOT NULL,
+  strategy TEXT NOT NULL,
+  block_size INTEGER NOT NULL,
+  user_sql TEXT NOT NULL,
+  physical_sql TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS table_columns (
+  table_id INTEGER NOT NULL REFERENCES tables (table_id),
+  position INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  not_null INTEGER NOT NULL,
+  default_value TEXT NOT NULL,
+  pk_position INTEGER NOT NULL,
+  PRIMARY KEY (table_id, position)
+);
+CREATE TABLE IF NOT EXISTS table_unique_constraints (
+  table_id INTEGER NOT NULL REFERENCES tables (table_id),
+  constraint_no INTEGER NOT NULL,
+  position INTEGER NOT NULL,
+  column_name TEXT NOT NULL,
+  PRIMARY KEY (table_id, constraint_no, position)
+);
+CREATE TABLE IF NOT EXISTS table_shards (
+  table_id INTEGER NOT NULL REFERENCES tables (table_id),
+  shard_id INTEGER NOT NULL,
+  node_id TEXT NOT NULL REFERENCES storage_nodes (node_id),
+  status TEXT NOT NULL,
+  PRIMARY KEY (table_id, shard_id)
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('topology_version', 0);
+)sql";
+
+absl::Status Check(const absl::Status& s, const char* what) {
+  return s.ok() ? s : Annotate(s, absl::StrCat("topology store: ", what));
+}
+
+}  // namespace
+
+int64_t TopologyStore::NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+absl::StatusOr<std::unique_ptr<TopologyStore>> TopologyStore::Open(const std::string& path) {
+  DatabaseOptions options;
+  options.synchronous_full = true;
+  auto db = Database::Open(path, options);
+  if (!db.ok()) return db.status();
+  std::unique_ptr<TopologyStore> store(new TopologyStore(std::move(*db)));
+  if (auto s = store->Migrate(); !s.ok()) return s;
+  auto snapshot = store->Load();
+  if (!snapshot.ok()) return snapshot.status();
+  store->snapshot_ = std::move(*snapshot);
+  return store;
+}
+
+absl::Status TopologyStore::Migrate() {
+  auto version_stmt = db_->Prepare("PRAGMA user_version");
+  if (!version_stmt.ok()) return version_stmt.status();
+  auto row = version_stmt->Step();
+  if (!row.ok()) return row.status();
+  int64_t version = version_stmt->ColumnInt64(0);
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the topology store has schema version ", version,
+                     ", newer than this conductor understands (", kSchemaVersion,
+                     "); run a newer conductor"));
+  }
+  if (version == kSchemaVersion) return absl::OkStatus();
+  if (auto s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  absl::Status s = db_->Exec(kSchemaV1);
+  if (s.ok()) s = db_->Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion));
+  if (!s.ok()) {
+    db_->Exec("ROLLBACK").IgnoreError();
+    return Check(s, "migrating the schema");
+  }
+  return db_->Exec("COMMIT");
+}
+
+std::shared_ptr<const Snapshot> TopologyStore::snapshot() const {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  return snapshot_;
+}
+
+absl::StatusOr<std::shared_ptr<const Snapshot>> TopologyStore::Load() {
+  auto snapshot = std::make_shared<Snapshot>();
+  {
+    auto stmt = db_->Prepare("SELECT value FROM meta WHERE key = 'topology_version'");
+    if (!stmt.ok()) return stmt.status();
+    auto row = stmt->Step();
+    if (!row.ok()) return row.status();
+    snapshot->version = *row ? stmt->ColumnInt64(0) : 0;
+  }
+  {
+    auto stmt = db_->Prepare("SELECT node_id, address FROM storage_nodes ORDER BY node_id");
+    if (!stmt.ok()) return stmt.status();
+    while (true) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      snapshot->nodes.push_back({stmt->ColumnText(0), stmt->ColumnText(1)});
+    }
+  }
+  std::map<int64_t, TableMeta*> by_id;
+  {
+    auto stmt = db_->Prepare(
+        "SELECT table_id, name, state, pending_name, shard_key, strategy, block_size, user_sql, "
+        "physical_sql, created_at_ms, updated_at_ms FROM tables");
+    if (!stmt.ok()) return stmt.status();
+    while (true) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      TableMeta table;
+      table.table_id = stmt->ColumnInt64(0);
+      table.name = stmt->ColumnText(1);
+      if (!ParseTableState(stmt->ColumnText(2), &table.state)) {
+        return absl::DataLossError(absl::StrCat("topology store: table ", table.name,
+                                                " has unknown state ", stmt->ColumnText(2)));
+      }
+      table.pending_name = stmt->ColumnText(3);
+      table.shard_key = stmt->ColumnText(4);
+      table.strategy = stmt->ColumnText(5);
+      table.block_size = static_cast<int32_t>(stmt->ColumnInt64(6));
+      table.user_sql = stmt->ColumnText(7);
+      table.physical_sql = stmt->ColumnText(8);
+      table.created_at_ms = stmt->ColumnInt64(9);
+      table.updated_at_ms = stmt->ColumnInt64(10);
+      std::string key = LowerName(table.name);
+      auto [it, unused] = snapshot->tables.emplace(key, std::move(table));
+      by_id[it->second.table_id] = &it->second;
+    }
+  }
+  {
+    auto stmt = db_->Prepare(
+        "SELECT table_id, name, type, not_null, default_value, pk_position FROM table_columns "
+        "ORDER BY table_id, position");
+    if (!stmt.ok()) return stmt.status();
+    while (true) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      auto it = by_id.find(stmt->ColumnInt64(0));
+      if (it == by_id.end()) continue;
+      sql::ColumnSchema column;
+      column.name = stmt->ColumnText(1);
+      column.type = stmt->ColumnText(2);
+      column.not_null = stmt->ColumnInt64(3) != 0;
+      column.default_value = stmt->ColumnText(4);
+      column.primary_key_position = static_cast<int>(stmt->ColumnInt64(5));
+      it->second->columns.push_back(std::move(column));
+    }
+  }
+  for (auto& [id, table] : by_id) {
+    std::vector<const sql::ColumnSchema*> pk;
+    for (const auto& column : table->columns) {
+      if (column.primary_key_position > 0) pk.push_back(&column);
+    }
+    std::sort(pk.begin(), pk.end(), [](const auto* a, const auto* b) {
+      return a->primary_key_position < b->primary_key_position;
+    });
+    for (const auto* column : pk) table->primary_key.push_back(column->name);
+  }
+  {
+    auto stmt = db_->Prepare(
+        "SELECT table_id, constraint_no, column_name FROM table_unique_constraints "
+        "ORDER BY table_id, constraint_no, position");
+    if (!stmt.ok()) return stmt.status();
+    int64_t last_table = -1, last_no = -1;
+    while (true) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      auto it = by_id.find(stmt->ColumnInt64(0));
+      if (it == by_id.end()) continue;
+      if (stmt->ColumnInt64(0) != last_table || stmt->ColumnInt64(1) != last_no) {
+        it->second->unique_constraints.emplace_back();
+        last_table = stmt->ColumnInt64(0);
+        last_no = stmt->ColumnInt64(1);
+      }
+      it->second->unique_constraints.back().push_back(stmt->ColumnText(2));
+    }
+  }
+  {
+    auto stmt = db_->Prepare(
+        "SELECT table_id, shard_id, node_id, status FROM table_shards ORDER BY table_id, "
+        "shard_id");
+    if (!stmt.ok()) return stmt.status();
+    while (true) {
+      auto row = stmt->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      auto it = by_id.find(stmt->ColumnInt64(0));
+      if (it == by_id.end()) continue;
+      it->second->shards.push_back({static_cast<int32_t>(stmt->ColumnInt64(1)),
+                                    stmt->ColumnText(2), stmt->ColumnText(3)});
+    }
+  }
+  return std::shared_ptr<const Snapshot>(std::move(snapshot));
+}
+
+absl::Status TopologyStore::Mutate(const std::function<absl::Status(Database&)>& body) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (auto s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return Check(s, "begin");
+  absl::Status s = body(*db_);
+  if (s.ok()) {
+    s = Check(db_->Exec("UPDATE meta SET value = value + 1 WHERE key = 'topology_version'"),
+              "bumping the version");
+  }
+  if (!s.ok()) {
+    db_->Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  if (auto c = db_->Exec("COMMIT"); !c.ok()) {
+    db_->Exec("ROLLBACK").IgnoreError();
+    return Check(c, "commit");
+  }
+  auto snapshot = Load();
+  if (!snapshot.ok()) return Check(snapshot.status(), "reloading");
+  std::lock_guard<std::mutex> snapshot_lock(snapshot_mu_);
+  snapshot_ = std::move(*snapshot);
+  return absl::OkStatus();
+}
+
+absl::Status TopologyStore::UpsertNode(const NodeMeta& node) {
+  return Mutate([&](Database& db) -> absl::Status {
+    auto stmt = db.Prepare(
+        "INSERT INTO storage_nodes (node_id, address, added_at_ms) VALUES (?, ?, ?) "
+        "ON CONFLICT (node_id) DO UPDATE SET address = excluded.address");
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindText(1, node.node_id).IgnoreError();
+    stmt->BindText(2, node.address).IgnoreError();
+    stmt->BindInt64(3, NowMs()).IgnoreError();
+    return stmt->Run();
+  });
+}
+
+absl::StatusOr<int64_t> TopologyStore::InsertTable(const TableMeta& table) {
+  int64_t table_id = 0;
+  absl::Status s = Mutate([&](Database& db) -> absl::Status {
+    auto exists = db.Prepare(
+        "SELECT name FROM tables WHERE name = ?1 COLLATE NOCASE OR "
+        "pending_name = ?1 COLLATE NOCASE");
+    if (!exists.ok()) return exists.status();
+    exists->BindText(1, table.name).IgnoreError();
+    auto found = exists->Step();
+    if (!found.ok()) return found.status();
+    if (*found) {
+      return Error(absl::StatusCode::kAlreadyExists, reason::kTableAlreadyExists,
+                   absl::StrCat("table ", table.name, " already exists"));
+    }
+    auto insert = db.Prepare(
+        "INSERT INTO tables (name, state, pending_name, shard_key, strategy, block_size, "
+        "user_sql, physical_sql, created_at_ms, updated_at_ms) VALUES (?, ?, NULL, ?, ?, ?, ?, "
+        "?, ?, ?)");
+    if (!insert.ok()) return insert.status();
+    int64_t now = NowMs();
+    insert->BindText(1, table.name).IgnoreError();
+    insert->BindText(2, TableStateName(table.state)).IgnoreError();
+    insert->BindText(3, table.shard_key).IgnoreError();
+    insert->BindText(4, table.strategy).IgnoreError();
+    insert->BindInt64(5, table.block_size).IgnoreError();
+    insert->BindText(6, table.user_sql).IgnoreError();
+    insert->BindText(7, table.physical_sql).IgnoreError();
+    insert->BindInt64(8, now).IgnoreError();
+    insert->BindInt64(9, now).IgnoreError();
+    if (auto r = insert->Run(); !r.ok()) return r;
+    table_id = sqlite3_last_insert_rowid(db.handle());
+
+    auto column = db.Prepare(
+        "INSERT INTO table_columns (table_id, position, name, type, not_null, default_value, "
+        "pk_position) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    if (!column.ok()) return column.status();
+    for (size_t i = 0; i < table.columns.size(); ++i) {
+      const sql::ColumnSchema& c = table.columns[i];
+      column->Reset().IgnoreError();
+      column->BindInt64(1, table_id).IgnoreError();
+      column->BindInt64(2, static_cast<int64_t>(i)).IgnoreError();
+      column->BindText(3, c.name).IgnoreError();
+      column->BindText(4, c.type).IgnoreError();
+      column->BindInt64(5, c.not_null ? 1 : 0).IgnoreError();
+      column->BindText(6, c.default_value).IgnoreError();
+      column->BindInt64(7, c.primary_key_position).IgnoreError();
+      if (auto r = column->Run(); !r.ok()) return r;
+    }
+    auto unique = db.Prepare(
+        "INSERT INTO table_unique_constraints (table_id, constraint_no, position, column_name) "
+        "VALUES (?, ?, ?, ?)");
+    if (!unique.ok()) return unique.status();
+    for (size_t n = 0; n < table.unique_constraints.size(); ++n) {
+      for (size_t p = 0; p < table.unique_constraints[n].size(); ++p) {
+        unique->Reset().IgnoreError();
+        unique->BindInt64(1, table_id).IgnoreError();
+        unique->BindInt64(2, static_cast<int64_t>(n)).IgnoreError();
+        unique->BindInt64(3, static_cast<int64_t>(p)).IgnoreError();
+        unique->BindText(4, table.unique_constraints[n][p]).IgnoreError();
+        if (auto r = unique->Run(); !r.ok()) return r;
+      }
+    }
+    auto shard = db.Prepare(
+        "INSERT INTO table_shards (table_id, shard_id, node_id, status) VALUES (?, ?, ?, ?)");
+    if (!shard.ok()) return shard.status();
+    for (const ShardMeta& s : table.shards) {
+      shard->Reset().IgnoreError();
+      shard->BindInt64(1, table_id).IgnoreError();
+      shard->BindInt64(2, s.shard_id).IgnoreError();
+      shard->BindText(3, s.node_id).IgnoreError();
+      shard->BindText(4, s.status).IgnoreError();
+      if (auto r = shard->Run(); !r.ok()) return r;
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return table_id;
+}
+
+namespace {
+
+// Runs an UPDATE/DELETE that must touch exactly one table record.
+absl::Status RunOnTable(Database& db, const std::string& sql, int64_t table_id,
+                        const std::function<void(Statement&)>& bind) {
+  auto stmt = db.Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  bind(*stmt);
+  if (auto r = stmt->Run(); !r.ok()) return r;
+  if (db.Changes() == 0) {
+    return absl::NotFoundError(absl::StrCat("topology store: no table with id ", table_id));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status TopologyStore::SetTableState(int64_t table_id, TableState state,
+                                          const std::string& pending_name) {
+  return Mutate([&](Database& db) {
+    return RunOnTable(
+        db, "UPDATE tables SET state = ?, pending_name = ?, updated_at_ms = ? WHERE table_id = ?",
+        table_id, [&](Statement& stmt) {
+          stmt.BindText(1, TableStateName(state)).IgnoreError();
+          if (state == TableState::kRenaming) {
+            stmt.BindText(2, pending_name).IgnoreError();
+          } else {
+            stmt.Bind(2, NullValue()).IgnoreError();
+          }
+          stmt.BindInt64(3, NowMs()).IgnoreError();
+          stmt.BindInt64(4, table_id).IgnoreError();
+        });
+  });
+}
+
+absl::Status TopologyStore::FinishRename(int64_t table_id) {
+  return Mutate([&](Database& db) {
+    return RunOnTable(db,
+                      "UPDATE tables SET name = pending_name, pending_name = NULL, state = ?, "
+                      "updated_at_ms = ? WHERE table_id = ? AND state = ?",
+                      table_id, [&](Statement& stmt) {
+                        stmt.BindText(1, TableStateName(TableState::kActive)).IgnoreError();
+                        stmt.BindInt64(2, NowMs()).IgnoreError();
+                        stmt.BindInt64(3, table_id).IgnoreError();
+                        stmt.BindText(4, TableStateName(TableState::kRenaming)).IgnoreError();
+                      });
+  });
+}
+
+absl::Status TopologyStore::SetBlockSize(int64_t table_id, int32_t block_size) {
+  return Mutate([&](Database& db) {
+    return RunOnTable(db,
+                      "UPDATE tables SET block_size = ?, updated_at_ms = ? WHERE table_id = ?",
+                      table_id, [&](Statement& stmt) {
+                        stmt.BindInt64(1, block_size).IgnoreError();
+                        stmt.BindInt64(2, NowMs()).IgnoreError();
+                        stmt.BindInt64(3, table_id).IgnoreError();
+                      });
+  });
+}
+
+absl::Status TopologyStore::DeleteTable(int64_t table_id) {
+  return Mutate([&](Database& db) -> absl::Status {
+    for (const char* child : {"table_shards", "table_columns", "table_unique_constraints"}) {
+      auto stmt = db.Prepare(absl::StrCat("DELETE FROM ", child, " WHERE table_id = ?"));
+      if (!stmt.ok()) return stmt.status();
+      stmt->BindInt64(1, table_id).IgnoreError();
+      if (auto r = stmt->Run(); !r.ok()) return r;
+    }
+    return RunOnTable(db, "DELETE FROM tables WHERE table_id = ?", table_id,
+                      [&](Statement& stmt) { stmt.BindInt64(1, table_id).IgnoreError(); });
+  });
+}
+
+}  // namespace conductor

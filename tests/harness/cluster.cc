@@ -1,0 +1,88 @@
+#include "tests/harness/cluster.h"
+
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "grpcpp/grpcpp.h"
+
+namespace conductor::testing {
+
+absl::StatusOr<std::unique_ptr<TestCluster>> TestCluster::Start(const Options& options) {
+  std::unique_ptr<TestCluster> cluster(new TestCluster);
+  cluster->options_ = options;
+  cluster->root_ = MakeTempDir("cluster");
+  cluster->nodes_.resize(options.storage_nodes);
+  for (int i = 0; i < options.storage_nodes; ++i) {
+    cluster->nodes_[i].data_dir = absl::StrCat(cluster->root_, "/", cluster->node_id(i));
+    if (auto s = cluster->StartNode(i, "127.0.0.1:0"); !s.ok()) return s;
+  }
+  cluster->conductor_dir_ = cluster->root_ + "/conductor";
+  if (auto s = cluster->StartConductor("127.0.0.1:0"); !s.ok()) return s;
+  return cluster;
+}
+
+TestCluster::~TestCluster() {
+  if (conductor_ != nullptr && conductor_->running()) conductor_->Stop().IgnoreError();
+  for (auto& node : nodes_) {
+    if (node.process != nullptr && node.process->running()) node.process->Stop().IgnoreError();
+  }
+}
+
+absl::Status TestCluster::StartNode(int i, const std::string& listen) {
+  Node& node = nodes_[i];
+  auto process = Process::Start(
+      {BinaryPath("storage_node/storage_node"), "--listen=" + listen,
+       "--data_dir=" + node.data_dir, "--node_id=" + node_id(i)},
+      absl::StrCat(root_, "/", node_id(i), ".log"));
+  if (!process.ok()) return process.status();
+  auto address = (*process)->WaitForListening(absl::Seconds(30));
+  if (!address.ok()) return address.status();
+  node.address = *address;
+  node.process = std::move(*process);
+  return absl::OkStatus();
+}
+
+absl::Status TestCluster::StartConductor(const std::string& listen) {
+  std::vector<std::string> addresses;
+  for (const Node& node : nodes_) addresses.push_back(node.address);
+  std::vector<std::string> argv = {BinaryPath("conductor/conductor"), "--listen=" + listen,
+                                   "--data_dir=" + conductor_dir_,
+                                   "--storage_nodes=" + absl::StrJoin(addresses, ","),
+                                   "--storage_timeout_ms=5000"};
+  for (const auto& flag : options_.extra_conductor_flags) argv.push_back(flag);
+  auto process = Process::Start(argv, root_ + "/conductor.log");
+  if (!process.ok()) return process.status();
+  auto address = (*process)->WaitForListening(absl::Seconds(60));
+  if (!address.ok()) return address.status();
+  conductor_address_ = *address;
+  conductor_ = std::move(*process);
+  ops_ = conductor::v1::TableOps::NewStub(
+      grpc::CreateChannel(conductor_address_, grpc::InsecureChannelCredentials()));
+  return absl::OkStatus();
+}
+
+absl::Status TestCluster::KillNode(int i, int signal) {
+  Node& node = nodes_[i];
+  if (node.process == nullptr || !node.process->running()) {
+    return absl::FailedPreconditionError("node not running");
+  }
+  node.process->Signal(signal);
+  auto code = node.process->Wait(absl::Seconds(15));
+  return code.ok() ? absl::OkStatus() : code.status();
+}
+
+absl::Status TestCluster::RestartNode(int i) { return StartNode(i, nodes_[i].address); }
+
+absl::Status TestCluster::KillConductor(int signal) {
+  if (conductor_ == nullptr || !conductor_->running()) {
+    return absl::FailedPreconditionError("conductor not running");
+  }
+  conductor_->Signal(signal);
+  auto code = conductor_->Wait(absl::Seconds(15));
+  return code.ok() ? absl::OkStatus() : code.status();
+}
+
+absl::Status TestCluster::RestartConductor() { return StartConductor(conductor_address_); }
+
+}  // namespace conductor::testing

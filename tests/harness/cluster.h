@@ -1,0 +1,66 @@
+// TestCluster: a real Conductor cluster of separate processes on loopback
+// (storage nodes first, then the conductor), with the controls fault tests
+// need: kill, restart on the same address and data, and direct access to the
+// nodes' SQLite files.
+#ifndef CONDUCTOR_TESTS_HARNESS_CLUSTER_H_
+#define CONDUCTOR_TESTS_HARNESS_CLUSTER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "conductor/v1/table_ops.grpc.pb.h"
+#include "tests/harness/process.h"
+
+namespace conductor::testing {
+
+class TestCluster {
+ public:
+  struct Options {
+    int storage_nodes = 3;
+    std::vector<std::string> extra_conductor_flags;
+  };
+  static absl::StatusOr<std::unique_ptr<TestCluster>> Start(const Options& options);
+  ~TestCluster();
+
+  conductor::v1::TableOps::Stub& ops() { return *ops_; }
+  const std::string& conductor_address() const { return conductor_address_; }
+
+  int node_count() const { return static_cast<int>(nodes_.size()); }
+  std::string node_id(int i) const { return "node-" + std::to_string(i + 1); }
+  const std::string& node_address(int i) const { return nodes_[i].address; }
+  // The node's SQLite file, for checks that read it directly.
+  std::string node_database(int i) const { return nodes_[i].data_dir + "/storage.db"; }
+  Process* node_process(int i) { return nodes_[i].process.get(); }
+
+  absl::Status KillNode(int i, int signal);
+  // Starts the node again on the same address and data directory.
+  absl::Status RestartNode(int i);
+  absl::Status KillConductor(int signal);
+  absl::Status RestartConductor();
+  Process* conductor_process() { return conductor_.get(); }
+  const std::string& conductor_data_dir() const { return conductor_dir_; }
+
+ private:
+  struct Node {
+    std::string data_dir;
+    std::string address;
+    std::unique_ptr<Process> process;
+  };
+  TestCluster() = default;
+  absl::Status StartNode(int i, const std::string& listen);
+  absl::Status StartConductor(const std::string& listen);
+
+  Options options_;
+  std::string root_;
+  std::vector<Node> nodes_;
+  std::string conductor_dir_;
+  std::string conductor_address_;
+  std::unique_ptr<Process> conductor_;
+  std::unique_ptr<conductor::v1::TableOps::Stub> ops_;
+};
+
+}  // namespace conductor::testing
+
+#endif  // CONDUCTOR_TESTS_HARNESS_CLUSTER_H_
