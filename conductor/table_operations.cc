@@ -211,6 +211,20 @@ absl::StatusOr<v1::CreateTableResponse> TableOperations::CreateTable(
     }
     shard_key = *it;
   }
+  for (const sql::ColumnSchema& column : schema->columns) {
+    if (!sql::SameName(column.name, shard_key)) continue;
+    if (!sql::SameName(column.collation, "BINARY")) {
+      return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                   absl::StrCat("shard key ", shard_key, " has collation ", column.collation,
+                                "; a shard key must compare exactly (BINARY), because rows are "
+                                "routed by a hash of the exact value"));
+    }
+    if (column.generated) {
+      return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                   absl::StrCat("shard key ", shard_key, " is a generated column; a shard key "
+                                "must be written by INSERT"));
+    }
+  }
   bool if_not_exists = request.if_not_exists() || schema->if_not_exists;
 
   std::lock_guard<std::mutex> lock(ddl_mu_);

@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS table_columns (
   not_null INTEGER NOT NULL,
   default_value TEXT NOT NULL,
   pk_position INTEGER NOT NULL,
+  generated INTEGER NOT NULL,
+  collation TEXT NOT NULL,
   PRIMARY KEY (table_id, position)
 );
 CREATE TABLE IF NOT EXISTS table_unique_constraints (
@@ -164,7 +166,8 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> TopologyStore::Load() {
   }
   {
     auto stmt = db_->Prepare(
-        "SELECT table_id, name, type, not_null, default_value, pk_position FROM table_columns "
+        "SELECT table_id, name, type, not_null, default_value, pk_position, generated, collation "
+        "FROM table_columns "
         "ORDER BY table_id, position");
     if (!stmt.ok()) return stmt.status();
     while (true) {
@@ -179,6 +182,8 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> TopologyStore::Load() {
       column.not_null = stmt->ColumnInt64(3) != 0;
       column.default_value = stmt->ColumnText(4);
       column.primary_key_position = static_cast<int>(stmt->ColumnInt64(5));
+      column.generated = stmt->ColumnInt64(6) != 0;
+      column.collation = stmt->ColumnText(7);
       it->second->columns.push_back(std::move(column));
     }
   }
@@ -300,7 +305,7 @@ absl::StatusOr<int64_t> TopologyStore::InsertTable(const TableMeta& table) {
 
     auto column = db.Prepare(
         "INSERT INTO table_columns (table_id, position, name, type, not_null, default_value, "
-        "pk_position) VALUES (?, ?, ?, ?, ?, ?, ?)");
+        "pk_position, generated, collation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!column.ok()) return column.status();
     for (size_t i = 0; i < table.columns.size(); ++i) {
       const sql::ColumnSchema& c = table.columns[i];
@@ -312,6 +317,8 @@ absl::StatusOr<int64_t> TopologyStore::InsertTable(const TableMeta& table) {
       column->BindInt64(5, c.not_null ? 1 : 0).IgnoreError();
       column->BindText(6, c.default_value).IgnoreError();
       column->BindInt64(7, c.primary_key_position).IgnoreError();
+      column->BindInt64(8, c.generated ? 1 : 0).IgnoreError();
+      column->BindText(9, c.collation).IgnoreError();
       if (auto r = column->Run(); !r.ok()) return r;
     }
     auto unique = db.Prepare(

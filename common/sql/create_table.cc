@@ -191,11 +191,21 @@ absl::Status CheckUserTable(const std::vector<Token>& statement,
   return absl::OkStatus();
 }
 
-void FillColumns(const std::vector<PragmaColumn>& columns, TableSchema* schema) {
+void FillColumns(Database& db, const std::vector<PragmaColumn>& columns, TableSchema* schema) {
   std::vector<std::pair<int, std::string>> key;
   for (const PragmaColumn& column : columns) {
-    schema->columns.push_back(ColumnSchema{column.name, column.type, column.not_null,
-                                           column.default_value, column.primary_key});
+    ColumnSchema out{column.name, column.type, column.not_null, column.default_value,
+                     column.primary_key};
+    // table_xinfo's hidden is 2 for VIRTUAL and 3 for STORED generated columns.
+    out.generated = column.hidden == 2 || column.hidden == 3;
+    const char* collation = nullptr;
+    if (sqlite3_table_column_metadata(db.handle(), "main", schema->name.c_str(),
+                                      column.name.c_str(), nullptr, &collation, nullptr, nullptr,
+                                      nullptr) == SQLITE_OK &&
+        collation != nullptr) {
+      out.collation = collation;
+    }
+    schema->columns.push_back(std::move(out));
     if (column.primary_key > 0) key.emplace_back(column.primary_key, column.name);
   }
   std::sort(key.begin(), key.end());
@@ -298,7 +308,7 @@ absl::Status AnalyzeWithSqlite(const std::vector<Token>& statement, TableSchema*
   if (absl::Status status = CheckUserTable(statement, *columns, schema->name); !status.ok()) {
     return status;
   }
-  FillColumns(*columns, schema);
+  FillColumns(**db, *columns, schema);
   absl::StatusOr<bool> without_rowid = IsWithoutRowid(**db, schema->name);
   if (!without_rowid.ok()) return without_rowid.status();
   schema->without_rowid = *without_rowid;

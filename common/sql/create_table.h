@@ -27,6 +27,8 @@ struct ColumnSchema {
                               // WITHOUT ROWID key columns are always NOT NULL)
   std::string default_value;  // DEFAULT expression text, "" when none
   int primary_key_position = 0;  // 1-based position in the PK, 0 = not in PK
+  bool generated = false;        // GENERATED ALWAYS AS (…): never written by INSERT
+  std::string collation = "BINARY";  // the column's collating sequence
 };
 
 struct TableSchema {
