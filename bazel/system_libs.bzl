@@ -68,6 +68,12 @@ def _system_libs_impl(ctx):
     for f in ["status.proto", "error_details.proto"]:
         ctx.symlink(str(googleapis) + "/" + f, "googleapis/google/rpc/" + f)
     build.append('filegroup(name = "google_rpc_protos", srcs = glob(["googleapis/google/rpc/*.proto"]))')
+    # grpc.health.v1, so that reflection can describe the health service.
+    health = ctx.path("/usr/share/grpc-proto/grpc/health/v1/health.proto")
+    if not health.exists:
+        fail("grpc/health/v1/health.proto not found; run ./dev deps")
+    ctx.symlink(health, "grpcproto/grpc/health/v1/health.proto")
+    build.append('exports_files(["grpcproto/grpc/health/v1/health.proto"])')
     ctx.file("BUILD.bazel", "\n".join(build) + "\n")
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
 
