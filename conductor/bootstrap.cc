@@ -63,7 +63,8 @@ absl::Status ValidateBootstrapOptions(const BootstrapOptions& options) {
 Conductor::Conductor(std::unique_ptr<TopologyStore> store, TableOperationsOptions options)
     : store_(std::move(store)),
       tables_(store_.get(), &storage_, options),
-      sql_(&tables_),
+      executor_(&storage_, options.storage_timeout),
+      sql_(&tables_, store_.get(), &executor_),
       table_ops_service_(&tables_, &sql_) {}
 
 absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptions& options) {

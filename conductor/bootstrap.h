@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "conductor/query_executor.h"
 #include "conductor/sql_front_door.h"
 #include "conductor/storage_client.h"
 #include "conductor/table_operations.h"
@@ -45,6 +46,7 @@ class Conductor {
   std::unique_ptr<TopologyStore> store_;
   GrpcStorageClient storage_;
   TableOperations tables_;
+  QueryExecutor executor_;
   SqlFrontDoor sql_;
   TableOpsService table_ops_service_;
 };

@@ -6,7 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/errors.h"
+#include "common/sql/dml.h"
 #include "common/sql/parser.h"
+#include "common/sql/tokenizer.h"
+#include "conductor/query_planner.h"
 #include "common/sqlite.h"
 
 namespace conductor {
@@ -93,6 +96,27 @@ void AddStats(const v1::GetTableStatsResponse& s, v1::ExecuteResponse* response)
 }
 
 }  // namespace
+
+absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::RunData(absl::string_view sql,
+                                                          const std::vector<Value>& params,
+                                                          absl::Time deadline, bool explain) {
+  auto statement = sql::AnalyzeDml(sql);
+  if (!statement.ok()) return statement.status();
+  auto snapshot = store_->snapshot();
+  const TableMeta* table = nullptr;
+  if (!statement->table.empty()) {
+    table = snapshot->FindActive(statement->table);
+    if (table == nullptr) {
+      return Error(absl::StatusCode::kNotFound, reason::kTableNotFound,
+                   absl::StrCat("no such table: ", statement->table,
+                                " (SHOW TABLES lists the tables)"));
+    }
+  }
+  auto plan = PlanQuery(*statement, table, *snapshot, params);
+  if (!plan.ok()) return plan.status();
+  if (explain) return QueryExecutor::Explain(*plan);
+  return executor_->Run(*plan, table != nullptr ? table->name : "", deadline);
+}
 
 std::string FormatTimestamp(int64_t epoch_ms) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(epoch_ms),
@@ -191,8 +215,29 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteReque
     case sql::StatementKind::kInsert:
     case sql::StatementKind::kUpdate:
     case sql::StatementKind::kDelete:
-    case sql::StatementKind::kExplain:
-      return NotYet(sql::StatementKindName(stmt.kind), "the routed data path");
+      return RunData(request.sql(), {request.params().begin(), request.params().end()}, deadline,
+                     false);
+    case sql::StatementKind::kExplain: {
+      sql::StatementKind inner = stmt.explained.empty() ? sql::StatementKind::kExplain
+                                                        : stmt.explained[0].kind;
+      if (inner != sql::StatementKind::kSelect && inner != sql::StatementKind::kInsert &&
+          inner != sql::StatementKind::kUpdate && inner != sql::StatementKind::kDelete) {
+        return Error(absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,
+                     "EXPLAIN describes SELECT, INSERT, UPDATE and DELETE statements");
+      }
+      // The statement after the EXPLAIN keyword.
+      auto tokens = sql::Tokenize(request.sql());
+      if (!tokens.ok()) return tokens.status();
+      size_t start = 0;
+      for (const auto& token : *tokens) {
+        if (sql::IsKeyword(token, "EXPLAIN")) {
+          start = token.offset + token.text.size();
+          break;
+        }
+      }
+      return RunData(absl::string_view(request.sql()).substr(start),
+                     {request.params().begin(), request.params().end()}, deadline, true);
+    }
   }
   return absl::InternalError("unhandled statement kind");
 }

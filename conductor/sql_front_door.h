@@ -6,20 +6,31 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "conductor/query_executor.h"
 #include "conductor/table_operations.h"
+#include "conductor/topology_store.h"
 #include "conductor/v1/table_ops.pb.h"
 
 namespace conductor {
 
 class SqlFrontDoor {
  public:
-  explicit SqlFrontDoor(TableOperations* tables) : tables_(tables) {}
+  SqlFrontDoor(TableOperations* tables, TopologyStore* store, QueryExecutor* executor)
+      : tables_(tables), store_(store), executor_(executor) {}
 
   absl::StatusOr<v1::ExecuteResponse> Execute(const v1::ExecuteRequest& request,
                                               absl::Time deadline);
 
  private:
+  // Routes and runs one SELECT / INSERT / UPDATE / DELETE, or (explain)
+  // only describes its route.
+  absl::StatusOr<v1::ExecuteResponse> RunData(absl::string_view sql,
+                                              const std::vector<Value>& params,
+                                              absl::Time deadline, bool explain);
+
   TableOperations* tables_;
+  TopologyStore* store_;
+  QueryExecutor* executor_;
 };
 
 // Renders epoch milliseconds as ISO 8601 UTC ("2026-11-23T21:05:00.123Z").

@@ -334,6 +334,7 @@ absl::Status ParseReturning(const Tokens& t, size_t i, DmlStatement* out) {
   size_t end = i + 1;
   while (!t.End(end)) ++end;
   out->returning = t.SpanOf(i + 1, end);
+  out->returning_clause = t.SpanOf(i, end);
   for (auto [a, b] : SplitCommas(t, i + 1, end, 0)) {
     auto item = ParseItem(t, a, b);
     if (!item.ok()) return item.status();
@@ -588,6 +589,7 @@ absl::StatusOr<DmlStatement> AnalyzeDml(absl::string_view sql) {
   }
   DmlStatement out;
   out.sql = std::string(sql);
+  out.end_offset = t[t.size() - 1].offset;
 
   // Parameters, SQLite's numbering: ? is one past the largest so far, ?NNN is
   // NNN, a name keeps the number it first got.

@@ -63,6 +63,7 @@ struct AggregateCall {
 struct DmlStatement {
   StatementKind kind = StatementKind::kSelect;
   std::string sql;           // the statement text; every Span refers to it
+  size_t end_offset = 0;     // where the statement ends (before any ';')
   std::string table;         // unquoted; "" for SELECT without FROM
   std::string table_alias;   // FROM t AS a / INSERT INTO t AS a
   int parameter_count = 0;   // highest parameter number (SQLite's numbering)
@@ -103,6 +104,7 @@ struct DmlStatement {
 
   // INSERT / UPDATE / DELETE
   Span returning;            // the list after RETURNING
+  Span returning_clause;     // RETURNING and its list
   std::vector<SelectItem> returning_items;
 
   std::vector<ColumnPin> pins;

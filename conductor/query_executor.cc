@@ -1,0 +1,222 @@
+#include "conductor/query_executor.h"
+
+#include <map>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/errors.h"
+#include "common/sqlite.h"
+
+namespace conductor {
+namespace {
+
+using storage::v1::StatementResult;
+
+// Storage nodes number statements of a batch in errors ("statement 3: …");
+// the user sent one statement, so the number means nothing to them.
+absl::Status UserFacing(const absl::Status& status) {
+  absl::string_view message = status.message();
+  if (!absl::StartsWith(message, "statement ")) return status;
+  size_t colon = message.find(": ");
+  int number = 0;
+  if (colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(message.substr(10, colon - 10), &number)) {
+    return status;
+  }
+  absl::Status out(status.code(), message.substr(colon + 2));
+  status.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
+absl::Status BindUpTo(Statement& stmt, const std::vector<Value>& params) {
+  int count = std::min<int>(stmt.ParameterCount(), static_cast<int>(params.size()));
+  for (int i = 1; i <= count; ++i) {
+    if (auto s = stmt.Bind(i, params[i - 1]); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunInto(Database& db, const std::string& sql, const std::vector<Value>& params,
+                     v1::ResultSet* out) {
+  auto stmt = db.Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  if (auto s = BindUpTo(*stmt, params); !s.ok()) return s;
+  for (int c = 0; c < stmt->ColumnCount(); ++c) out->add_columns(stmt->ColumnName(c));
+  while (true) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::OkStatus();
+    auto* r = out->add_rows();
+    for (int c = 0; c < stmt->ColumnCount(); ++c) *r->add_values() = stmt->ColumnValue(c);
+  }
+}
+
+// Loads shard rows into `table` of `db` (columns `columns`, or positionally).
+absl::Status Load(Database& db, const std::string& table, const std::string& columns,
+                  int width, const std::vector<const StatementResult*>& results) {
+  std::vector<std::string> marks(width, "?");
+  auto insert = db.Prepare(absl::StrCat("INSERT INTO ", QuoteIdentifier(table),
+                                        columns.empty() ? "" : absl::StrCat(" (", columns, ")"),
+                                        " VALUES (", absl::StrJoin(marks, ", "), ")"));
+  if (!insert.ok()) return insert.status();
+  if (auto s = db.Exec("BEGIN"); !s.ok()) return s;
+  for (const StatementResult* result : results) {
+    for (const auto& row : result->rows()) {
+      insert->Reset().IgnoreError();
+      for (int c = 0; c < width && c < row.values_size(); ++c) {
+        insert->Bind(c + 1, row.values(c)).IgnoreError();
+      }
+      if (auto s = insert->Run(); !s.ok()) return s;
+    }
+  }
+  return db.Exec("COMMIT");
+}
+
+absl::StatusOr<v1::ResultSet> MergeInMemory(const QueryPlan& plan,
+                                            const std::vector<const StatementResult*>& results) {
+  v1::ResultSet out;
+  auto db = Database::Open(":memory:");
+  if (!db.ok()) return db.status();
+  const StatementResult* first = results.empty() ? nullptr : results[0];
+  const int width = first != nullptr ? first->columns_size() : 0;
+  if (plan.merge_table == "__merge") {
+    // Sorted rows: the visible columns, then the sort keys.
+    const int keys = -plan.visible_columns;
+    const int visible = width - keys;
+    std::vector<std::string> columns;
+    for (int c = 0; c < visible; ++c) columns.push_back(QuoteIdentifier(absl::StrCat("c", c)));
+    std::string create = absl::StrCat("CREATE TABLE \"__merge\" (", absl::StrJoin(columns, ", "),
+                                      visible > 0 ? ", " : "", plan.merge_setup[0], ")");
+    if (auto s = (*db)->Exec(create); !s.ok()) return s;
+    if (auto s = Load(**db, "__merge", "", width, results); !s.ok()) return s;
+    auto merged = RunInto(**db,
+                          absl::StrCat("SELECT ", absl::StrJoin(columns, ", "),
+                                       " FROM \"__merge\"", plan.final_sql),
+                          {}, &out);
+    if (!merged.ok()) return merged;
+    for (int c = 0; c < visible; ++c) out.set_columns(c, first->columns(c));
+    return out;
+  }
+  for (const std::string& setup : plan.merge_setup) {
+    if (auto s = (*db)->Exec(setup); !s.ok()) return Annotate(s, "merge setup");
+  }
+  if (first != nullptr) {
+    if (auto s = Load(**db, plan.merge_table, plan.merge_columns, width, results); !s.ok()) {
+      return s;
+    }
+  }
+  if (auto s = RunInto(**db, plan.final_sql, plan.final_params, &out); !s.ok()) return s;
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ExecuteResponse> QueryExecutor::Run(const QueryPlan& plan,
+                                                       const std::string& result_name,
+                                                       absl::Time deadline) {
+  v1::ExecuteResponse response;
+  if (plan.merge == MergeKind::kLocal) {
+    auto db = Database::Open(":memory:");
+    if (!db.ok()) return db.status();
+    v1::ResultSet* set = response.add_result_sets();
+    if (auto s = RunInto(**db, plan.final_sql, plan.final_params, set); !s.ok()) return s;
+    return response;
+  }
+
+  // One batch per node, statements in plan order.
+  std::vector<NodeBatch> batches;
+  std::map<std::string, size_t> batch_of_node;
+  std::vector<std::pair<size_t, int>> where(plan.statements.size());
+  for (size_t i = 0; i < plan.statements.size(); ++i) {
+    const ShardStatement& statement = plan.statements[i];
+    auto it = batch_of_node.find(statement.node.node_id);
+    if (it == batch_of_node.end()) {
+      NodeBatch batch{statement.node, {}};
+      batch.request.set_read_only(plan.read_only);
+      batches.push_back(std::move(batch));
+      it = batch_of_node.emplace(statement.node.node_id, batches.size() - 1).first;
+    }
+    auto* stmt = batches[it->second].request.add_statements();
+    stmt->set_sql(statement.sql);
+    for (const Value& v : statement.params) *stmt->add_params() = v;
+    where[i] = {it->second, batches[it->second].request.statements_size() - 1};
+  }
+  auto answers = FanOut(*storage_, batches, std::min(deadline, absl::Now() + storage_timeout_));
+  for (const auto& answer : answers) {
+    if (!answer.ok()) return UserFacing(answer.status());
+  }
+  std::vector<const StatementResult*> results;
+  int64_t rows_affected = 0;
+  for (const auto& [batch, index] : where) {
+    results.push_back(&answers[batch]->results(index));
+    rows_affected += results.back()->rows_affected();
+  }
+  response.set_rows_affected(rows_affected);
+  const bool returns_rows = plan.kind == sql::StatementKind::kSelect ||
+                            (!results.empty() && results[0]->columns_size() > 0);
+  if (!returns_rows) return response;
+
+  v1::ResultSet* set = response.add_result_sets();
+  switch (plan.merge) {
+    case MergeKind::kPassThrough:
+    case MergeKind::kConcat: {
+      if (!results.empty()) *set->mutable_columns() = results[0]->columns();
+      int64_t skipped = 0, kept = 0;
+      for (const StatementResult* result : results) {
+        for (const auto& row : result->rows()) {
+          if (plan.merge == MergeKind::kConcat) {
+            if (skipped < plan.offset) {
+              ++skipped;
+              continue;
+            }
+            if (plan.limit >= 0 && kept >= plan.limit) break;
+          }
+          *set->add_rows() = row;
+          ++kept;
+        }
+      }
+      break;
+    }
+    case MergeKind::kInMemory: {
+      auto merged = MergeInMemory(plan, results);
+      if (!merged.ok()) return UserFacing(merged.status());
+      *set = std::move(*merged);
+      break;
+    }
+    case MergeKind::kLocal:
+      break;
+  }
+  set->set_name(result_name);
+  return response;
+}
+
+v1::ExecuteResponse QueryExecutor::Explain(const QueryPlan& plan) {
+  v1::ExecuteResponse response;
+  v1::ResultSet* set = response.add_result_sets();
+  set->set_name("EXPLAIN");
+  for (const char* column : {"route", "shard_id", "node_id", "sql", "merge"}) {
+    set->add_columns(column);
+  }
+  if (plan.statements.empty()) {
+    auto* row = set->add_rows();
+    *row->add_values() = TextValue(plan.route);
+    *row->add_values() = NullValue();
+    *row->add_values() = NullValue();
+    *row->add_values() = TextValue(plan.final_sql);
+    *row->add_values() = TextValue(plan.merge_detail);
+  }
+  for (const ShardStatement& statement : plan.statements) {
+    auto* row = set->add_rows();
+    *row->add_values() = TextValue(plan.route);
+    *row->add_values() = IntegerValue(statement.shard_id);
+    *row->add_values() = TextValue(statement.node.node_id);
+    *row->add_values() = TextValue(statement.sql);
+    *row->add_values() = TextValue(plan.merge_detail);
+  }
+  return response;
+}
+
+}  // namespace conductor

@@ -1,0 +1,786 @@
+#include "conductor/query_planner.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/errors.h"
+#include "common/routing.h"
+#include "common/sql/create_table.h"
+#include "common/sql/tokenizer.h"
+
+namespace conductor {
+namespace {
+
+using sql::DmlStatement;
+using sql::Span;
+using sql::StatementKind;
+using sql::TextEdit;
+
+// SQLite's default SQLITE_MAX_VARIABLE_NUMBER.
+constexpr int kMaxSqliteParameters = 32766;
+
+const sql::ColumnSchema* FindColumn(const TableMeta& table, const std::string& name) {
+  for (const auto& column : table.columns) {
+    if (sql::SameName(column.name, name)) return &column;
+  }
+  return nullptr;
+}
+
+std::string QuotedColumns(const TableMeta& table, const std::string& qualifier,
+                          bool include_generated) {
+  std::vector<std::string> names;
+  for (const auto& column : table.columns) {
+    if (column.generated && !include_generated) continue;
+    names.push_back(qualifier.empty()
+                        ? QuoteIdentifier(column.name)
+                        : absl::StrCat(QuoteIdentifier(qualifier), ".",
+                                       QuoteIdentifier(column.name)));
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+// Rewrites every parameter as ?N (its SQLite number), so text can be
+// inserted anywhere without renumbering the parameters after it.
+absl::StatusOr<DmlStatement> NormalizeParameters(const DmlStatement& statement) {
+  std::vector<TextEdit> edits;
+  for (const auto& [span, number] : statement.parameters) {
+    std::string explicit_form = absl::StrCat("?", number);
+    if (statement.Text(span) != explicit_form) edits.push_back({span, explicit_form});
+  }
+  std::string text = statement.sql.substr(0, statement.end_offset);
+  if (edits.empty() && text.size() == statement.sql.size()) return statement;
+  return sql::AnalyzeDml(sql::ApplyEdits(text, edits));
+}
+
+// Expands `*` and `q.*` items into the user's columns.
+void ExpandStars(const DmlStatement& s, const std::vector<sql::SelectItem>& items,
+                 const TableMeta& table, std::vector<TextEdit>* edits) {
+  for (const auto& item : items) {
+    if (!item.star) continue;
+    edits->push_back({item.whole, QuotedColumns(table, item.star_qualifier, true)});
+  }
+}
+
+// Makes the statement name exactly one virtual shard: ?shard_param.
+void InjectShardFilter(const DmlStatement& s, size_t insert_at, int shard_param,
+                       std::vector<TextEdit>* edits) {
+  std::string filter = absl::StrCat(sql::kVirtualShardColumn, " = ?", shard_param);
+  if (!s.where.empty()) {
+    edits->push_back({s.where, absl::StrCat(filter, " AND (", s.Text(s.where), ")")});
+  } else {
+    edits->push_back({Span{insert_at, insert_at}, absl::StrCat(" WHERE ", filter, " ")});
+  }
+}
+
+Value PinToValue(const sql::PinValue& pin, const std::vector<Value>& params) {
+  switch (pin.kind) {
+    case sql::PinValue::Kind::kInteger:
+      return IntegerValue(pin.integer);
+    case sql::PinValue::Kind::kReal:
+      return RealValue(pin.real);
+    case sql::PinValue::Kind::kText:
+      return TextValue(pin.bytes);
+    case sql::PinValue::Kind::kBlob:
+      return BlobValue(pin.bytes);
+    case sql::PinValue::Kind::kParameter:
+      return pin.parameter <= static_cast<int>(params.size()) ? params[pin.parameter - 1]
+                                                              : NullValue();
+    case sql::PinValue::Kind::kNull:
+    default:
+      return NullValue();
+  }
+}
+
+// The shards a statement can touch: those owning the pinned shard-key values,
+// else every active shard. `pinned` tells which.
+std::vector<const ShardMeta*> TargetShards(const DmlStatement& s, const TableMeta& table,
+                                           const std::vector<Value>& params, bool* pinned) {
+  std::vector<const ShardMeta*> all = ActiveShards(table);
+  *pinned = false;
+  for (const auto& pin : s.pins) {
+    if (!sql::SameName(pin.column, table.shard_key)) continue;
+    std::set<int32_t> ids;
+    std::vector<const ShardMeta*> targets;
+    for (const auto& pin_value : pin.values) {
+      Value value = PinToValue(pin_value, params);
+      if (value.kind_case() == Value::kNullValue || value.kind_case() == Value::KIND_NOT_SET) {
+        continue;  // `key = NULL` matches no row
+      }
+      const ShardMeta* shard = OwningShard(table, value);
+      if (ids.insert(shard->shard_id).second) targets.push_back(shard);
+    }
+    if (targets.empty()) targets.push_back(all.front());  // nothing can match; ask one shard
+    std::sort(targets.begin(), targets.end(),
+              [](const ShardMeta* a, const ShardMeta* b) { return a->shard_id < b->shard_id; });
+    *pinned = true;
+    return targets;
+  }
+  return all;
+}
+
+ShardStatement MakeShardStatement(const ShardMeta& shard, const Snapshot& snapshot,
+                                  std::string sql, const std::vector<Value>& params) {
+  ShardStatement out;
+  out.shard_id = shard.shard_id;
+  const NodeMeta* node = snapshot.FindNode(shard.node_id);
+  out.node = node != nullptr ? *node : NodeMeta{shard.node_id, ""};
+  out.sql = std::move(sql);
+  out.params = params;
+  out.params.push_back(IntegerValue(shard.shard_id));
+  return out;
+}
+
+// Evaluates integer expressions (LIMIT / OFFSET) the way SQLite would.
+absl::StatusOr<int64_t> EvaluateInteger(absl::string_view expression,
+                                        const std::vector<Value>& params, int64_t absent) {
+  if (expression.empty()) return absent;
+  auto db = Database::Open(":memory:");
+  if (!db.ok()) return db.status();
+  auto stmt = (*db)->Prepare(absl::StrCat("SELECT CAST((", expression, ") AS INTEGER)"));
+  if (!stmt.ok()) return stmt.status();
+  for (int i = 1; i <= stmt->ParameterCount() && i <= static_cast<int>(params.size()); ++i) {
+    stmt->Bind(i, params[i - 1]).IgnoreError();
+  }
+  auto row = stmt->Step();
+  if (!row.ok()) return row.status();
+  return stmt->ColumnInt64(0);
+}
+
+bool InsideAny(const Span& span, const std::vector<Span>& outer) {
+  for (const Span& o : outer) {
+    if (span.begin >= o.begin && span.end <= o.end) return true;
+  }
+  return false;
+}
+
+bool Overlaps(const Span& span, const Span& outer) {
+  return !outer.empty() && span.begin >= outer.begin && span.end <= outer.end;
+}
+
+// True when WHERE refers to a result-column alias (SQLite allows it): such a
+// WHERE cannot be pushed below a select list that lacks the alias.
+bool WhereUsesAlias(const DmlStatement& s, const TableMeta& table) {
+  for (const auto& [span, name] : s.identifiers) {
+    if (!Overlaps(span, s.where) || FindColumn(table, name) != nullptr) continue;
+    for (const auto& item : s.items) {
+      if (!item.alias.empty() && sql::SameName(item.alias, name)) return true;
+    }
+  }
+  return false;
+}
+
+struct AggregatePlan {
+  std::vector<const sql::ColumnSchema*> group_columns;
+};
+
+// Whether SELECT can be answered from per-shard partial aggregates.
+bool CanPushAggregates(const DmlStatement& s, const TableMeta& table, AggregatePlan* plan) {
+  if (s.aggregates.empty() && s.group_by.empty()) return false;
+  if (s.distinct || s.has_window || WhereUsesAlias(s, table)) return false;
+  for (const auto& item : s.items) {
+    if (item.star) return false;
+  }
+  static const std::set<std::string> kPushable = {"count", "sum", "total", "min", "max", "avg"};
+  std::vector<Span> calls;
+  for (const auto& call : s.aggregates) {
+    if (kPushable.count(call.function) == 0 || call.distinct || call.filtered || call.windowed) {
+      return false;
+    }
+    if (call.star && call.function != "count") return false;
+    if (call.function == "min" || call.function == "max") {
+      // A bare column argument brings its collation; only BINARY merges as-is.
+      const sql::ColumnSchema* column = FindColumn(table, std::string(s.Text(call.argument)));
+      if (column != nullptr && !sql::SameName(column->collation, "BINARY")) return false;
+      // A quoted or qualified bare column is judged the same way.
+      for (const auto& [span, name] : s.identifiers) {
+        if (Overlaps(span, call.argument)) {
+          const sql::ColumnSchema* c = FindColumn(table, name);
+          if (c != nullptr && !sql::SameName(c->collation, "BINARY")) return false;
+        }
+      }
+    }
+    calls.push_back(call.call);
+  }
+  // GROUP BY terms must be plain columns of the table (BINARY collation).
+  std::set<std::string> grouped;
+  if (!s.group_by.empty()) {
+    auto tokens = sql::Tokenize(s.Text(s.group_by));
+    if (!tokens.ok()) return false;
+    bool expect_name = true;
+    for (const auto& token : *tokens) {
+      if (token.kind == sql::TokenKind::kWhitespace || token.kind == sql::TokenKind::kComment ||
+          token.kind == sql::TokenKind::kEnd) {
+        continue;
+      }
+      if (expect_name) {
+        if (token.kind != sql::TokenKind::kIdentifier &&
+            token.kind != sql::TokenKind::kQuotedIdentifier) {
+          return false;
+        }
+        const sql::ColumnSchema* column = FindColumn(table, sql::IdentifierValue(token));
+        if (column == nullptr || !sql::SameName(column->collation, "BINARY")) return false;
+        if (grouped.insert(absl::AsciiStrToLower(column->name)).second) {
+          plan->group_columns.push_back(column);
+        }
+        expect_name = false;
+      } else if (token.kind == sql::TokenKind::kOperator && token.text == ",") {
+        expect_name = true;
+      } else {
+        return false;  // qualified names, expressions, COLLATE…: not a plain column
+      }
+    }
+  }
+  // Outside aggregate calls, only grouped columns may be referenced.
+  for (const auto& [span, name] : s.identifiers) {
+    if (InsideAny(span, calls) || Overlaps(span, s.where) || Overlaps(span, s.group_by)) {
+      continue;
+    }
+    const sql::ColumnSchema* column = FindColumn(table, name);
+    if (column != nullptr && grouped.count(absl::AsciiStrToLower(column->name)) == 0) {
+      bool is_alias = false;
+      for (const auto& item : s.items) is_alias |= sql::SameName(item.alias, name);
+      if (!is_alias) return false;
+    }
+  }
+  return true;
+}
+
+std::string FromClause(const DmlStatement& s) { return std::string(s.Text(s.from)); }
+
+std::string ShardWhere(const DmlStatement& s, int shard_param) {
+  std::string filter = absl::StrCat(sql::kVirtualShardColumn, " = ?", shard_param);
+  if (s.where.empty()) return absl::StrCat(" WHERE ", filter);
+  return absl::StrCat(" WHERE ", filter, " AND (", s.Text(s.where), ")");
+}
+
+absl::StatusOr<QueryPlan> PlanAggregate(const DmlStatement& s, const TableMeta& table,
+                                        const AggregatePlan& agg,
+                                        const std::vector<const ShardMeta*>& targets,
+                                        const Snapshot& snapshot,
+                                        const std::vector<Value>& params) {
+  QueryPlan plan;
+  plan.merge = MergeKind::kInMemory;
+  plan.merge_detail = "aggregate (partial aggregates per shard, combined in memory)";
+  std::vector<std::string> shard_columns;
+  std::vector<std::string> table_columns;
+  for (const auto* column : agg.group_columns) {
+    shard_columns.push_back(QuoteIdentifier(column->name));
+    table_columns.push_back(QuoteIdentifier(column->name));
+  }
+  std::vector<TextEdit> edits;
+  int partial = 0;
+  std::map<std::string, std::string> combined_of;  // the same call is computed once
+  for (const auto& call : s.aggregates) {
+    std::string argument = call.star ? "*" : std::string(s.Text(call.argument));
+    std::string key = absl::StrCat(call.function, "(", argument, ")");
+    if (auto it = combined_of.find(key); it != combined_of.end()) {
+      edits.push_back({call.call, it->second});
+      continue;
+    }
+    auto add = [&](const std::string& expression) {
+      shard_columns.push_back(expression);
+      std::string name = absl::StrCat("__p", partial++);
+      table_columns.push_back(QuoteIdentifier(name));
+      return QuoteIdentifier(name);
+    };
+    std::string combined;
+    if (call.function == "avg") {
+      std::string sum = add(absl::StrCat("sum(", argument, ")"));
+      std::string count = add(absl::StrCat("count(", argument, ")"));
+      combined = absl::StrCat("(total(", sum, ") / sum(", count, "))");
+    } else if (call.function == "count") {
+      combined = absl::StrCat("sum(", add(absl::StrCat("count(", argument, ")")), ")");
+    } else {
+      std::string p = add(absl::StrCat(call.function, "(", argument, ")"));
+      combined = absl::StrCat(call.function, "(", p, ")");
+    }
+    combined_of[key] = combined;
+    edits.push_back({call.call, combined});
+  }
+  // Result columns keep the names SQLite would give them.
+  for (const auto& item : s.items) {
+    if (!item.alias.empty()) continue;
+    bool has_call = false;
+    for (const auto& call : s.aggregates) has_call |= Overlaps(call.call, item.expression);
+    if (has_call) {
+      edits.push_back({Span{item.whole.end, item.whole.end},
+                       absl::StrCat(" AS ", QuoteIdentifier(s.Text(item.expression)))});
+    }
+  }
+  if (!s.where_clause.empty()) edits.push_back({s.where_clause, ""});
+  plan.final_sql = sql::ApplyEdits(s.sql.substr(0, s.end_offset), edits);
+  plan.final_params = params;
+  plan.merge_table = table.name;
+  plan.merge_setup.push_back(absl::StrCat("CREATE TABLE ", QuoteIdentifier(table.name), " (",
+                                          absl::StrJoin(table_columns, ", "), ")"));
+  const int shard_param = s.parameter_count + 1;
+  std::string shard_sql = absl::StrCat("SELECT ", absl::StrJoin(shard_columns, ", "), " FROM ",
+                                       FromClause(s), ShardWhere(s, shard_param));
+  if (!s.group_by.empty()) absl::StrAppend(&shard_sql, " GROUP BY ", s.Text(s.group_by));
+  for (const ShardMeta* shard : targets) {
+    plan.statements.push_back(MakeShardStatement(*shard, snapshot, shard_sql, params));
+  }
+  return plan;
+}
+
+// Every matching row of every shard, copied into an in-memory replica of the
+// table where the user's statement runs unchanged: SQLite's own semantics for
+// anything (DISTINCT, window functions, complex aggregates).
+absl::StatusOr<QueryPlan> PlanReplica(const DmlStatement& s, const TableMeta& table,
+                                      const std::vector<const ShardMeta*>& targets,
+                                      const Snapshot& snapshot,
+                                      const std::vector<Value>& params) {
+  QueryPlan plan;
+  plan.merge = MergeKind::kInMemory;
+  plan.merge_detail = "replica (matching rows copied, statement run in memory)";
+  plan.merge_setup.push_back(table.user_sql);
+  auto parsed = sql::ParseStatement(table.user_sql);
+  if (parsed.ok() && parsed->table != table.name) {
+    plan.merge_setup.push_back(absl::StrCat("ALTER TABLE ", QuoteIdentifier(parsed->table),
+                                            " RENAME TO ", QuoteIdentifier(table.name)));
+  }
+  plan.merge_table = table.name;
+  plan.merge_columns = QuotedColumns(table, "", false);
+  plan.final_sql = s.sql.substr(0, s.end_offset);
+  plan.final_params = params;
+  const int shard_param = s.parameter_count + 1;
+  DmlStatement fetch = s;
+  if (WhereUsesAlias(s, table)) fetch.where = Span{};
+  std::string shard_sql = absl::StrCat("SELECT ", QuotedColumns(table, "", false), " FROM ",
+                                       FromClause(s), ShardWhere(fetch, shard_param));
+  for (const ShardMeta* shard : targets) {
+    plan.statements.push_back(MakeShardStatement(*shard, snapshot, shard_sql, params));
+  }
+  return plan;
+}
+
+// A term of ORDER BY split into its expression and modifiers.
+struct OrderTerm {
+  std::string expression;
+  std::string collation;  // "" = the expression's own
+  std::string direction;  // "ASC" / "DESC" / ""
+  std::string nulls;      // "NULLS FIRST" / "NULLS LAST" / ""
+};
+
+absl::StatusOr<OrderTerm> SplitOrderTerm(absl::string_view text) {
+  auto tokens = sql::Tokenize(text);
+  if (!tokens.ok()) return tokens.status();
+  std::vector<sql::Token> sig;
+  for (const auto& token : *tokens) {
+    if (token.kind != sql::TokenKind::kWhitespace && token.kind != sql::TokenKind::kComment &&
+        token.kind != sql::TokenKind::kEnd) {
+      sig.push_back(token);
+    }
+  }
+  OrderTerm term;
+  size_t end = sig.size();
+  if (end >= 2 && sql::IsKeyword(sig[end - 2], "NULLS") &&
+      (sql::IsKeyword(sig[end - 1], "FIRST") || sql::IsKeyword(sig[end - 1], "LAST"))) {
+    term.nulls = absl::StrCat("NULLS ", absl::AsciiStrToUpper(sig[end - 1].text));
+    end -= 2;
+  }
+  if (end >= 1 && (sql::IsKeyword(sig[end - 1], "ASC") || sql::IsKeyword(sig[end - 1], "DESC"))) {
+    term.direction = absl::AsciiStrToUpper(sig[end - 1].text);
+    end -= 1;
+  }
+  if (end >= 2 && sql::IsKeyword(sig[end - 2], "COLLATE")) {
+    term.collation = sql::IdentifierValue(sig[end - 1]);
+    end -= 2;
+  }
+  if (end == 0) return absl::InvalidArgumentError("empty ORDER BY term");
+  size_t from = sig[0].offset;
+  size_t to = sig[end - 1].offset + sig[end - 1].text.size();
+  term.expression = std::string(text.substr(from, to - from));
+  return term;
+}
+
+// Plain rows from several shards: each shard sorts and limits (to
+// OFFSET + LIMIT rows); the conductor merges by the same sort keys.
+absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table,
+                                   const std::vector<const ShardMeta*>& targets,
+                                   const Snapshot& snapshot, const std::vector<Value>& params) {
+  QueryPlan plan;
+  auto limit = EvaluateInteger(s.Text(s.limit), params, -1);
+  if (!limit.ok()) return limit.status();
+  auto offset = EvaluateInteger(s.Text(s.offset), params, 0);
+  if (!offset.ok()) return offset.status();
+  if (*offset < 0) *offset = 0;
+  plan.limit = *limit;
+  plan.offset = *offset;
+  const int shard_param = s.parameter_count + 1;
+  std::vector<TextEdit> edits;
+  ExpandStars(s, s.items, table, &edits);
+  InjectShardFilter(s, s.from.end, shard_param, &edits);
+  if (!s.limit_clause.empty()) {
+    edits.push_back({s.limit_clause, *limit < 0 ? std::string()
+                                                : absl::StrCat("LIMIT ", *limit + *offset)});
+  }
+  if (s.order_terms.empty()) {
+    plan.merge = MergeKind::kConcat;
+    plan.merge_detail = "concat";
+    std::string shard_sql = sql::ApplyEdits(s.sql.substr(0, s.end_offset), edits);
+    for (const ShardMeta* shard : targets) {
+      plan.statements.push_back(MakeShardStatement(*shard, snapshot, shard_sql, params));
+    }
+    return plan;
+  }
+  // Sort keys travel as extra trailing columns of each shard row.
+  plan.merge = MergeKind::kInMemory;
+  plan.merge_detail = "sort (each shard sorted and limited, merged by the same keys)";
+  std::vector<std::string> keys, key_columns, order;
+  for (size_t i = 0; i < s.order_terms.size(); ++i) {
+    auto term = SplitOrderTerm(s.Text(s.order_terms[i]));
+    if (!term.ok()) return term.status();
+    std::string expression = term->expression;
+    int64_t position = 0;
+    if (absl::SimpleAtoi(expression, &position)) {
+      // ORDER BY k names the k-th result column (after * expansion).
+      int index = 0;
+      std::string found;
+      for (const auto& item : s.items) {
+        if (item.star) {
+          for (const auto& column : table.columns) {
+            if (++index == position) found = QuoteIdentifier(column.name);
+          }
+        } else if (++index == position) {
+          found = std::string(s.Text(item.expression));
+        }
+      }
+      if (found.empty()) {
+        return Error(absl::StatusCode::kInvalidArgument, reason::kSqlError,
+                     absl::StrCat(i + 1, "th ORDER BY term out of range - should be between 1 "
+                                         "and ",
+                                  index));
+      }
+      expression = found;
+    } else {
+      for (const auto& item : s.items) {
+        if (!item.alias.empty() && sql::SameName(item.alias, expression)) {
+          expression = std::string(s.Text(item.expression));
+        }
+      }
+    }
+    std::string collation = term->collation;
+    if (collation.empty()) {
+      auto tokens = sql::Tokenize(expression);
+      if (tokens.ok()) {
+        std::vector<sql::Token> sig;
+        for (const auto& t : *tokens) {
+          if (t.kind != sql::TokenKind::kWhitespace && t.kind != sql::TokenKind::kEnd) {
+            sig.push_back(t);
+          }
+        }
+        const sql::Token* name = nullptr;
+        if (sig.size() == 1) name = &sig[0];
+        if (sig.size() == 3 && sql::IsKeyword(sig[1], ".") == false && sig[1].text == ".") {
+          name = &sig[2];
+        }
+        if (name != nullptr) {
+          const sql::ColumnSchema* column = FindColumn(table, sql::IdentifierValue(*name));
+          if (column != nullptr) collation = column->collation;
+        }
+      }
+    }
+    std::string key_name = absl::StrCat("__k", i);
+    keys.push_back(absl::StrCat("(", expression, ")"));
+    key_columns.push_back(absl::StrCat(QuoteIdentifier(key_name),
+                                       collation.empty() ? "" : " COLLATE " + collation));
+    order.push_back(absl::StrCat(QuoteIdentifier(key_name), " ", term->direction, " ",
+                                 term->nulls));
+  }
+  // Append the keys to the select list (after its last item).
+  size_t list_end = s.items.back().whole.end;
+  edits.push_back({Span{list_end, list_end}, absl::StrCat(", ", absl::StrJoin(keys, ", "))});
+  std::string shard_sql = sql::ApplyEdits(s.sql.substr(0, s.end_offset), edits);
+  for (const ShardMeta* shard : targets) {
+    plan.statements.push_back(MakeShardStatement(*shard, snapshot, shard_sql, params));
+  }
+  plan.visible_columns = -static_cast<int>(keys.size());  // resolved once rows arrive
+  plan.merge_table = "__merge";
+  // The merge table's columns are known when the first shard answers; the
+  // executor creates it from the answer (see QueryExecutor).
+  plan.merge_setup.push_back(absl::StrJoin(key_columns, ", "));
+  plan.final_sql = absl::StrCat(" ORDER BY ", absl::StrJoin(order, ", "));
+  if (*limit >= 0) absl::StrAppend(&plan.final_sql, " LIMIT ", *limit, " OFFSET ", *offset);
+  return plan;
+}
+
+absl::StatusOr<QueryPlan> PlanSelect(const DmlStatement& s, const TableMeta& table,
+                                     const Snapshot& snapshot, const std::vector<Value>& params) {
+  bool pinned = false;
+  std::vector<const ShardMeta*> targets = TargetShards(s, table, params, &pinned);
+  absl::StatusOr<QueryPlan> plan;
+  if (targets.size() == 1) {
+    QueryPlan single;
+    single.merge = MergeKind::kPassThrough;
+    single.merge_detail = "none (one shard)";
+    std::vector<TextEdit> edits;
+    ExpandStars(s, s.items, table, &edits);
+    InjectShardFilter(s, s.from.end, s.parameter_count + 1, &edits);
+    single.statements.push_back(MakeShardStatement(
+        *targets[0], snapshot, sql::ApplyEdits(s.sql.substr(0, s.end_offset), edits), params));
+    plan = std::move(single);
+  } else {
+    AggregatePlan agg;
+    if (CanPushAggregates(s, table, &agg)) {
+      plan = PlanAggregate(s, table, agg, targets, snapshot, params);
+    } else if (s.aggregates.empty() && s.group_by.empty() && !s.distinct && !s.has_window) {
+      plan = PlanRows(s, table, targets, snapshot, params);
+    } else {
+      plan = PlanReplica(s, table, targets, snapshot, params);
+    }
+  }
+  if (!plan.ok()) return plan;
+  plan->route = pinned ? "shard_key" : "scatter";
+  plan->read_only = true;
+  return plan;
+}
+
+absl::StatusOr<QueryPlan> PlanUpdateOrDelete(const DmlStatement& s, const TableMeta& table,
+                                             const Snapshot& snapshot,
+                                             const std::vector<Value>& params) {
+  for (const auto& column : s.assigned_columns) {
+    if (sql::SameName(column, table.shard_key)) {
+      return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                   absl::StrCat("UPDATE may not change the shard key ", table.shard_key,
+                                " (it decides where the row lives); DELETE the row and INSERT "
+                                "it with the new key instead"));
+    }
+  }
+  bool pinned = false;
+  std::vector<const ShardMeta*> targets = TargetShards(s, table, params, &pinned);
+  std::vector<TextEdit> edits;
+  ExpandStars(s, s.returning_items, table, &edits);
+  size_t insert_at = s.returning_clause.empty() ? s.end_offset : s.returning_clause.begin;
+  if (s.kind == StatementKind::kUpdate) insert_at = s.set_clause.end;
+  InjectShardFilter(s, insert_at, s.parameter_count + 1, &edits);
+  std::string shard_sql = sql::ApplyEdits(s.sql.substr(0, s.end_offset), edits);
+  QueryPlan plan;
+  plan.route = pinned ? "shard_key" : "scatter";
+  plan.read_only = false;
+  plan.merge = targets.size() == 1 ? MergeKind::kPassThrough : MergeKind::kConcat;
+  plan.merge_detail = targets.size() == 1 ? "none (one shard)" : "concat, rows_affected summed";
+  for (const ShardMeta* shard : targets) {
+    plan.statements.push_back(MakeShardStatement(*shard, snapshot, shard_sql, params));
+  }
+  return plan;
+}
+
+absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& table,
+                                     const Snapshot& snapshot, const std::vector<Value>& params) {
+  std::vector<std::string> columns = s.insert_columns;
+  if (columns.empty()) {
+    for (const auto& column : table.columns) {
+      if (!column.generated) columns.push_back(column.name);
+    }
+  }
+  int key_position = -1;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (sql::SameName(columns[i], table.shard_key)) key_position = static_cast<int>(i);
+  }
+  if (key_position < 0 || s.default_values) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kShardKeyRequired,
+                 absl::StrCat("INSERT into ", table.name, " must give the shard key ",
+                              table.shard_key, " a value: it decides which shard holds the row"));
+  }
+  // Evaluate the VALUES rows once, here, exactly as SQLite would.
+  std::vector<std::string> rows;
+  for (const Span& row : s.value_rows) rows.push_back(std::string(s.Text(row)));
+  auto db = Database::Open(":memory:");
+  if (!db.ok()) return db.status();
+  auto values = (*db)->Prepare(absl::StrCat("VALUES ", absl::StrJoin(rows, ", ")));
+  if (!values.ok()) return values.status();
+  if (values->ColumnCount() != static_cast<int>(columns.size())) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kSqlError,
+                 absl::StrCat(values->ColumnCount(), " values for ", columns.size(), " columns"));
+  }
+  for (int i = 1; i <= values->ParameterCount(); ++i) values->Bind(i, params[i - 1]).IgnoreError();
+  const sql::ColumnSchema* key_column = FindColumn(table, table.shard_key);
+  routing::Affinity affinity =
+      routing::AffinityOf(key_column != nullptr ? key_column->type : "");
+  std::map<int32_t, std::vector<std::vector<Value>>> rows_by_shard;
+  std::map<int32_t, const ShardMeta*> shard_by_id;
+  int row_number = 0;
+  while (true) {
+    auto has_row = values->Step();
+    if (!has_row.ok()) return has_row.status();
+    if (!*has_row) break;
+    ++row_number;
+    std::vector<Value> row;
+    for (int c = 0; c < values->ColumnCount(); ++c) row.push_back(values->ColumnValue(c));
+    Value key = routing::ApplyAffinity(row[key_position], affinity);
+    if (key.kind_case() == Value::kNullValue || key.kind_case() == Value::KIND_NOT_SET) {
+      return Error(absl::StatusCode::kInvalidArgument, reason::kShardKeyRequired,
+                   absl::StrCat("row ", row_number, " has no value (NULL) for the shard key ",
+                                table.shard_key));
+    }
+    const ShardMeta* shard = OwningShard(table, key);
+    shard_by_id[shard->shard_id] = shard;
+    rows_by_shard[shard->shard_id].push_back(std::move(row));
+  }
+  // The tail (upsert) and RETURNING keep the user's parameters ?1..?P; row
+  // values follow as ?P+1…
+  std::vector<TextEdit> returning_edits;
+  ExpandStars(s, s.returning_items, table, &returning_edits);
+  std::string returning;
+  if (!s.returning_clause.empty()) {
+    std::string clause(s.Text(s.returning_clause));
+    for (auto& edit : returning_edits) {
+      edit.span.begin -= s.returning_clause.begin;
+      edit.span.end -= s.returning_clause.begin;
+    }
+    returning = sql::ApplyEdits(clause, returning_edits);
+  }
+  std::string tail(s.Text(s.insert_tail));
+  // Every physical uniqueness leads with _virtualShard, so conflict targets must too.
+  if (auto tokens = sql::Tokenize(tail); tokens.ok()) {
+    std::vector<const sql::Token*> sig;
+    for (const auto& token : *tokens) {
+      if (token.kind != sql::TokenKind::kWhitespace && token.kind != sql::TokenKind::kComment) {
+        sig.push_back(&token);
+      }
+    }
+    std::vector<TextEdit> conflict_edits;
+    for (size_t i = 0; i + 2 < sig.size(); ++i) {
+      if (sql::IsKeyword(*sig[i], "ON") && sql::IsKeyword(*sig[i + 1], "CONFLICT") &&
+          sig[i + 2]->kind == sql::TokenKind::kOperator && sig[i + 2]->text == "(") {
+        size_t at = sig[i + 2]->offset + 1;
+        conflict_edits.push_back(
+            {Span{at, at}, absl::StrCat(sql::kVirtualShardColumn, ", ")});
+      }
+    }
+    tail = sql::ApplyEdits(tail, conflict_edits);
+  }
+  bool keep_params = !s.parameters.empty() &&
+                     (std::any_of(s.parameters.begin(), s.parameters.end(),
+                                  [&](const auto& p) {
+                                    return Overlaps(p.first, s.insert_tail) ||
+                                           Overlaps(p.first, s.returning_clause);
+                                  }));
+  const int base = keep_params ? s.parameter_count : 0;
+  std::vector<std::string> quoted;
+  for (const auto& column : columns) quoted.push_back(QuoteIdentifier(column));
+  quoted.push_back(sql::kVirtualShardColumn);
+  std::string head = absl::StrCat(
+      s.Text(s.insert_head), " INTO ", QuoteIdentifier(table.name),
+      s.table_alias.empty() ? "" : absl::StrCat(" AS ", QuoteIdentifier(s.table_alias)), " (",
+      absl::StrJoin(quoted, ", "), ") VALUES ");
+  const int width = static_cast<int>(columns.size()) + 1;
+  const int rows_per_statement = std::max(1, (kMaxSqliteParameters - base) / width);
+
+  QueryPlan plan;
+  plan.read_only = false;
+  plan.route = shard_by_id.size() == 1 ? "shard_key" : "scatter";
+  for (auto& [shard_id, shard_rows] : rows_by_shard) {
+    const ShardMeta* shard = shard_by_id[shard_id];
+    for (size_t start = 0; start < shard_rows.size(); start += rows_per_statement) {
+      size_t end = std::min(shard_rows.size(), start + rows_per_statement);
+      ShardStatement statement;
+      statement.shard_id = shard_id;
+      const NodeMeta* node = snapshot.FindNode(shard->node_id);
+      statement.node = node != nullptr ? *node : NodeMeta{shard->node_id, ""};
+      if (keep_params) statement.params = params;
+      std::string sql = head;
+      int next = base;
+      for (size_t r = start; r < end; ++r) {
+        absl::StrAppend(&sql, r == start ? "(" : ", (");
+        for (int c = 0; c < width; ++c) {
+          absl::StrAppend(&sql, c == 0 ? "" : ", ", "?", ++next);
+        }
+        absl::StrAppend(&sql, ")");
+        for (const Value& v : shard_rows[r]) statement.params.push_back(v);
+        statement.params.push_back(IntegerValue(shard_id));
+      }
+      if (!tail.empty()) absl::StrAppend(&sql, " ", tail);
+      if (!returning.empty()) absl::StrAppend(&sql, " ", returning);
+      statement.sql = std::move(sql);
+      plan.statements.push_back(std::move(statement));
+    }
+  }
+  plan.merge = plan.statements.size() == 1 ? MergeKind::kPassThrough : MergeKind::kConcat;
+  plan.merge_detail = plan.statements.size() == 1 ? "none (one shard)"
+                                                  : "concat, rows_affected summed";
+  return plan;
+}
+
+}  // namespace
+
+const char* MergeKindName(MergeKind kind) {
+  switch (kind) {
+    case MergeKind::kPassThrough:
+      return "pass_through";
+    case MergeKind::kConcat:
+      return "concat";
+    case MergeKind::kInMemory:
+      return "in_memory";
+    case MergeKind::kLocal:
+      return "local";
+  }
+  return "unknown";
+}
+
+std::vector<const ShardMeta*> ActiveShards(const TableMeta& table) {
+  std::vector<const ShardMeta*> shards;
+  for (const ShardMeta& shard : table.shards) {
+    if (shard.status == shard_status::kActive) shards.push_back(&shard);
+  }
+  std::sort(shards.begin(), shards.end(),
+            [](const ShardMeta* a, const ShardMeta* b) { return a->shard_id < b->shard_id; });
+  return shards;
+}
+
+const ShardMeta* OwningShard(const TableMeta& table, const Value& value) {
+  std::vector<const ShardMeta*> shards = ActiveShards(table);
+  const sql::ColumnSchema* key = FindColumn(table, table.shard_key);
+  uint64_t hash =
+      routing::RoutingHash(value, routing::AffinityOf(key != nullptr ? key->type : ""));
+  return shards[routing::ShardIndex(hash, static_cast<int>(shards.size()))];
+}
+
+absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& original, const TableMeta* table,
+                                    const Snapshot& snapshot, const std::vector<Value>& params) {
+  if (static_cast<int>(params.size()) != original.parameter_count) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                 absl::StrCat("the statement has ", original.parameter_count,
+                              " parameter(s) but ", params.size(), " value(s) were given"));
+  }
+  auto normalized = NormalizeParameters(original);
+  if (!normalized.ok()) return normalized.status();
+  const DmlStatement& s = *normalized;
+  if (table == nullptr) {  // SELECT without FROM: computed right here.
+    QueryPlan plan;
+    plan.route = "local";
+    plan.merge = MergeKind::kLocal;
+    plan.merge_detail = "local (no table)";
+    plan.final_sql = s.sql.substr(0, s.end_offset);
+    plan.final_params = params;
+    return plan;
+  }
+  if (ActiveShards(*table).empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("table ", table->name, " has no active shard"));
+  }
+  absl::StatusOr<QueryPlan> plan;
+  switch (s.kind) {
+    case StatementKind::kSelect:
+      plan = PlanSelect(s, *table, snapshot, params);
+      break;
+    case StatementKind::kInsert:
+      plan = PlanInsert(s, *table, snapshot, params);
+      break;
+    case StatementKind::kUpdate:
+    case StatementKind::kDelete:
+      plan = PlanUpdateOrDelete(s, *table, snapshot, params);
+      break;
+    default:
+      return absl::InternalError("not a data statement");
+  }
+  if (plan.ok()) plan->kind = s.kind;
+  return plan;
+}
+
+}  // namespace conductor

@@ -1,0 +1,80 @@
+// QueryPlanner: turns one analysed data statement into the per-shard
+// statements to send and the way their answers combine (DESIGN.md §5a).
+// Pure logic over a topology snapshot: no I/O, unit-testable.
+//
+// Every per-shard statement names exactly one virtual shard, bound as a
+// parameter (`_virtualShard = ?K`, K one past the user's parameters), and
+// never exposes _virtualShard (`*` is expanded to the user's columns).
+#ifndef CONDUCTOR_CONDUCTOR_QUERY_PLANNER_H_
+#define CONDUCTOR_CONDUCTOR_QUERY_PLANNER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/sql/dml.h"
+#include "common/sqlite.h"
+#include "conductor/topology.h"
+
+namespace conductor {
+
+// How the answers of the shard statements become the statement's answer.
+enum class MergeKind {
+  kPassThrough,  // one shard statement: its answer is the answer
+  kConcat,       // rows appended in shard order, then OFFSET/LIMIT; writes sum rows_affected
+  kInMemory,     // rows loaded into an in-memory SQLite table, a final query run there
+  kLocal,        // no table: the statement runs in the conductor's in-memory SQLite
+};
+
+const char* MergeKindName(MergeKind kind);
+
+struct ShardStatement {
+  int32_t shard_id = -1;
+  NodeMeta node;
+  std::string sql;
+  std::vector<Value> params;
+};
+
+struct QueryPlan {
+  sql::StatementKind kind = sql::StatementKind::kSelect;
+  // "shard_key" (pinned by the shard key), "scatter" (every active shard) or "local".
+  std::string route;
+  bool read_only = true;
+  std::vector<ShardStatement> statements;
+  MergeKind merge = MergeKind::kPassThrough;
+  // kConcat: applied to the appended rows; -1 = no limit.
+  int64_t limit = -1;
+  int64_t offset = 0;
+  // kInMemory / kLocal: statements that create the merge table(s), the table
+  // the shard rows go into (all columns, positionally; "" = none), and the
+  // final query with its parameters.
+  std::vector<std::string> merge_setup;
+  std::string merge_table;
+  // The quoted columns the shard rows fill, in order; "" = all, positionally.
+  std::string merge_columns;
+  std::string final_sql;
+  std::vector<Value> final_params;
+  // How many leading columns of each shard row the caller sees (kConcat of
+  // sorted rows carries sort keys after them); -1 = all.
+  int visible_columns = -1;
+  // A short description of the merge for EXPLAIN ("aggregate", "sort", …).
+  std::string merge_detail;
+};
+
+// Plans `statement` against `table` (active) in `snapshot` with the bound
+// `params`. Errors: INVALID_ARGUMENT for a parameter-count mismatch, a
+// missing shard-key value (SHARD_KEY_REQUIRED), an UPDATE of the shard key,
+// a VALUES row of the wrong width.
+absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& statement, const TableMeta* table,
+                                    const Snapshot& snapshot, const std::vector<Value>& params);
+
+// The active shards of `table` sorted by id: the routing order.
+std::vector<const ShardMeta*> ActiveShards(const TableMeta& table);
+
+// The active shard that owns `value` of the shard key (after the column's
+// affinity). REQUIRES: value is not NULL; the table has an active shard.
+const ShardMeta* OwningShard(const TableMeta& table, const Value& value);
+
+}  // namespace conductor
+
+#endif  // CONDUCTOR_CONDUCTOR_QUERY_PLANNER_H_

@@ -1,0 +1,230 @@
+// The routed data path end to end: INSERT / SELECT / UPDATE / DELETE through
+// Execute on a real conductor and three real storage nodes.
+#include <signal.h>
+
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "common/sqlite.h"
+#include "gtest/gtest.h"
+#include "tests/harness/cluster.h"
+
+namespace conductor {
+namespace {
+
+using testing::TestCluster;
+namespace v1 = ::conductor::v1;
+
+class DataPathTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto cluster = TestCluster::Start({});
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = cluster->release();
+    ASSERT_TRUE(Run("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                    "score REAL, avatar BLOB) /* SHARDS=6 */")
+                    .ok());
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+
+  static grpc::Status Run(const std::string& sql, std::vector<Value> params = {},
+                          v1::ExecuteResponse* response = nullptr, int deadline_ms = 30000) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(deadline_ms));
+    v1::ExecuteRequest request;
+    request.set_sql(sql);
+    for (auto& p : params) *request.add_params() = p;
+    v1::ExecuteResponse ignored;
+    return cluster_->ops().Execute(&context, request, response ? response : &ignored);
+  }
+
+  static v1::ResultSet Query(const std::string& sql, std::vector<Value> params = {}) {
+    v1::ExecuteResponse response;
+    grpc::Status status = Run(sql, params, &response);
+    EXPECT_TRUE(status.ok()) << sql << ": " << status.error_message();
+    if (response.result_sets_size() == 0) return v1::ResultSet();
+    return response.result_sets(0);
+  }
+
+  static void ExpectError(const grpc::Status& status, grpc::StatusCode code,
+                          const std::string& reason) {
+    EXPECT_EQ(status.error_code(), code) << status.error_message();
+    EXPECT_EQ(ErrorReason(FromGrpcStatus(status)), reason) << status.error_message();
+  }
+
+  static TestCluster* cluster_;
+};
+
+TestCluster* DataPathTest::cluster_ = nullptr;
+
+TEST_F(DataPathTest, ValuesKeepTheirStorageClassesThroughTheCluster) {
+  ASSERT_TRUE(Run("INSERT INTO users (id, name, score, avatar) VALUES (?, ?, ?, ?), "
+                  "(?, ?, ?, ?)",
+                  {IntegerValue(INT64_MAX), TextValue("Zoë"), RealValue(0.1),
+                   BlobValue(std::string("\0\xff", 2)), IntegerValue(INT64_MIN), TextValue("min"),
+                   NullValue(), NullValue()})
+                  .ok());
+  v1::ResultSet max = Query("SELECT * FROM users WHERE id = ?", {IntegerValue(INT64_MAX)});
+  ASSERT_EQ(max.rows_size(), 1);
+  ASSERT_EQ(max.columns_size(), 4) << "SELECT * never shows _virtualShard";
+  EXPECT_EQ(max.columns(0), "id");
+  EXPECT_EQ(max.rows(0).values(0).integer(), INT64_MAX);
+  EXPECT_EQ(max.rows(0).values(1).text(), "Zoë");
+  EXPECT_EQ(max.rows(0).values(2).real(), 0.1);
+  EXPECT_EQ(max.rows(0).values(3).blob(), std::string("\0\xff", 2));
+  v1::ResultSet min = Query("SELECT score, avatar FROM users WHERE id = ?", {IntegerValue(INT64_MIN)});
+  ASSERT_EQ(min.rows_size(), 1);
+  EXPECT_EQ(min.rows(0).values(0).kind_case(), Value::kNullValue);
+  ASSERT_TRUE(Run("DELETE FROM users WHERE id IN (?, ?)",
+                  {IntegerValue(INT64_MAX), IntegerValue(INT64_MIN)})
+                  .ok());
+}
+
+TEST_F(DataPathTest, RowsLandOnTheirShardAndEveryQueryShapeWorks) {
+  std::string sql = "INSERT INTO users (id, name, score) VALUES ";
+  for (int i = 1; i <= 60; ++i) {
+    absl::StrAppend(&sql, i == 1 ? "" : ", ", "(", i, ", 'user", i % 7, "', ", i * 1.5, ")");
+  }
+  v1::ExecuteResponse inserted;
+  ASSERT_TRUE(Run(sql, {}, &inserted).ok());
+  EXPECT_EQ(inserted.rows_affected(), 60);
+
+  // Every row is on the node that hosts its shard, and on no other.
+  int64_t physical = 0;
+  for (int n = 0; n < cluster_->node_count(); ++n) {
+    DatabaseOptions options;
+    options.read_only = true;
+    auto db = Database::Open(cluster_->node_database(n), options);
+    ASSERT_TRUE(db.ok());
+    auto count = (*db)->Prepare("SELECT count(*) FROM users WHERE id BETWEEN 1 AND 60");
+    ASSERT_TRUE(count.ok());
+    ASSERT_TRUE(*count->Step());
+    physical += count->ColumnInt64(0);
+  }
+  EXPECT_EQ(physical, 60) << "each row is stored exactly once";
+
+  v1::ResultSet one = Query("SELECT name FROM users WHERE id = 7");
+  ASSERT_EQ(one.rows_size(), 1);
+  EXPECT_EQ(one.rows(0).values(0).text(), "user0");
+  EXPECT_EQ(Query("SELECT count(*) FROM users WHERE id <= 60").rows(0).values(0).integer(), 60);
+  v1::ResultSet top = Query("SELECT id, score FROM users WHERE id <= 60 ORDER BY score DESC LIMIT 3 "
+                            "OFFSET 1");
+  ASSERT_EQ(top.rows_size(), 3);
+  EXPECT_EQ(top.rows(0).values(0).integer(), 59);
+  EXPECT_EQ(top.rows(2).values(0).integer(), 57);
+  v1::ResultSet groups = Query("SELECT name, count(*) AS n, avg(score) FROM users WHERE id <= 60 "
+                               "GROUP BY name HAVING n > 8 ORDER BY name");
+  ASSERT_EQ(groups.rows_size(), 4);  // user1..user4 have 9 rows each; user0,5,6 have 8
+  EXPECT_EQ(groups.columns(1), "n");
+  EXPECT_EQ(groups.columns(2), "avg(score)");
+  EXPECT_EQ(groups.rows(0).values(0).text(), "user1");
+  EXPECT_EQ(groups.rows(0).values(1).integer(), 9);
+  // avg over ids 1,8,…,57 of id*1.5 = 1.5 * 29 = 43.5, from sums and counts.
+  EXPECT_DOUBLE_EQ(groups.rows(0).values(2).real(), 43.5);
+  v1::ResultSet distinct = Query("SELECT DISTINCT name FROM users WHERE id <= 60 ORDER BY 1");
+  EXPECT_EQ(distinct.rows_size(), 7);
+
+  v1::ExecuteResponse updated;
+  ASSERT_TRUE(Run("UPDATE users SET score = -1 WHERE name = 'user3' RETURNING id", {}, &updated)
+                  .ok());
+  EXPECT_EQ(updated.rows_affected(), 9);
+  ASSERT_EQ(updated.result_sets_size(), 1);
+  EXPECT_EQ(updated.result_sets(0).rows_size(), 9);
+  v1::ExecuteResponse deleted;
+  ASSERT_TRUE(Run("DELETE FROM users WHERE score < 0", {}, &deleted).ok());
+  EXPECT_EQ(deleted.rows_affected(), 9);
+  EXPECT_EQ(Query("SELECT count(*) FROM users WHERE id <= 60").rows(0).values(0).integer(), 51);
+}
+
+TEST_F(DataPathTest, UpsertAndReplace) {
+  ASSERT_TRUE(Run("INSERT INTO users (id, name) VALUES (1000, 'a')").ok());
+  ExpectError(Run("INSERT INTO users (id, name) VALUES (1000, 'b')"),
+              grpc::StatusCode::ALREADY_EXISTS, "UNIQUE_VIOLATION");
+  grpc::Status upsert = Run(
+      "INSERT INTO users (id, name) VALUES (1000, 'b') ON CONFLICT (id) DO UPDATE SET name = "
+      "excluded.name || ?",
+      {TextValue("!")});
+  ASSERT_TRUE(upsert.ok()) << upsert.error_message();
+  EXPECT_EQ(Query("SELECT name FROM users WHERE id = 1000").rows(0).values(0).text(), "b!");
+  ASSERT_TRUE(Run("REPLACE INTO users (id, name) VALUES (1000, 'c')").ok());
+  EXPECT_EQ(Query("SELECT name FROM users WHERE id = 1000").rows(0).values(0).text(), "c");
+}
+
+TEST_F(DataPathTest, ExplainShowsTheRoute) {
+  v1::ResultSet point = Query("EXPLAIN SELECT * FROM users WHERE id = 5");
+  EXPECT_EQ(point.name(), "EXPLAIN");
+  ASSERT_EQ(point.rows_size(), 1);
+  EXPECT_EQ(point.rows(0).values(0).text(), "shard_key");
+  EXPECT_NE(point.rows(0).values(3).text().find("_virtualShard = ?"), std::string::npos);
+  v1::ResultSet scatter = Query("EXPLAIN SELECT * FROM users WHERE name = 'x'");
+  ASSERT_EQ(scatter.rows_size(), 6);
+  std::set<int64_t> shards;
+  for (const auto& row : scatter.rows()) {
+    EXPECT_EQ(row.values(0).text(), "scatter");
+    shards.insert(row.values(1).integer());
+  }
+  EXPECT_EQ(shards.size(), 6u);
+}
+
+TEST_F(DataPathTest, ErrorsSayWhatIsWrong) {
+  ExpectError(Run("INSERT INTO users (name) VALUES ('x')"), grpc::StatusCode::INVALID_ARGUMENT,
+              "SHARD_KEY_REQUIRED");
+  ExpectError(Run("UPDATE users SET id = 3 WHERE id = 2"), grpc::StatusCode::INVALID_ARGUMENT,
+              "INVALID_ARGUMENT");
+  grpc::Status unknown = Run("SELECT nope FROM users WHERE id = 1");
+  ExpectError(unknown, grpc::StatusCode::INVALID_ARGUMENT, "SQL_ERROR");
+  EXPECT_NE(unknown.error_message().find("no such column: nope"), std::string::npos)
+      << unknown.error_message();
+  ExpectError(Run("SELECT * FROM users JOIN users u2 ON users.id = u2.id"),
+              grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_STATEMENT");
+  ExpectError(Run("SELECT * FROM ghosts"), grpc::StatusCode::NOT_FOUND, "TABLE_NOT_FOUND");
+  ExpectError(Run("SELECT * FROM users WHERE id = ?"), grpc::StatusCode::INVALID_ARGUMENT,
+              "INVALID_ARGUMENT");
+  ExpectError(Run("SELECT _virtualShard FROM users"), grpc::StatusCode::INVALID_ARGUMENT,
+              "SQL_ERROR");
+  ExpectError(Run("BEGIN"), grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_STATEMENT");
+}
+
+TEST_F(DataPathTest, SelectWithoutTableRunsLocally) {
+  v1::ResultSet local = Query("SELECT 1 + 1 AS two, ?", {TextValue("x")});
+  ASSERT_EQ(local.rows_size(), 1);
+  EXPECT_EQ(local.rows(0).values(0).integer(), 2);
+  EXPECT_EQ(local.columns(0), "two");
+}
+
+TEST_F(DataPathTest, ANodeDownFailsReadsNamingItAndNeverReturnsPartialRows) {
+  ASSERT_TRUE(Run("INSERT INTO users (id, name) VALUES (2001, 'p'), (2002, 'q'), (2003, 'r')")
+                  .ok());
+  ASSERT_TRUE(cluster_->KillNode(2, SIGKILL).ok());
+  grpc::Status status = Run("SELECT count(*) FROM users");
+  ExpectError(status, grpc::StatusCode::UNAVAILABLE, "STORAGE_UNAVAILABLE");
+  EXPECT_NE(status.error_message().find("node-3"), std::string::npos) << status.error_message();
+  ASSERT_TRUE(cluster_->RestartNode(2).ok());
+  grpc::Status healed;
+  for (int i = 0; i < 50; ++i) {
+    healed = Run("SELECT count(*) FROM users WHERE id > 2000");
+    if (healed.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(healed.ok()) << healed.error_message();
+}
+
+TEST_F(DataPathTest, ClientDeadlinePropagatesToStorageCalls) {
+  // A frozen node: the call must end at the client's deadline, not hang.
+  cluster_->node_process(0)->Signal(SIGSTOP);
+  auto start = std::chrono::steady_clock::now();
+  grpc::Status status = Run("SELECT count(*) FROM users", {}, nullptr, 700);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  cluster_->node_process(0)->Signal(SIGCONT);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  EXPECT_LT(elapsed, std::chrono::seconds(5));
+}
+
+}  // namespace
+}  // namespace conductor
