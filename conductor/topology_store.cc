@@ -78,11 +78,11 @@ absl::StatusOr<std::unique_ptr<TopologyStore>> TopologyStore::Open(const std::st
   DatabaseOptions options;
   options.synchronous_full = true;
   auto db = Database::Open(path, options);
-  if (!db.ok()) return db.status();
+  if (!db.ok()) return Annotate(db.status(), absl::StrCat("topology store ", path));
   std::unique_ptr<TopologyStore> store(new TopologyStore(std::move(*db)));
-  if (auto s = store->Migrate(); !s.ok()) return s;
+  if (auto s = store->Migrate(); !s.ok()) return Annotate(s, absl::StrCat("topology store ", path));
   auto snapshot = store->Load();
-  if (!snapshot.ok()) return snapshot.status();
+  if (!snapshot.ok()) return Annotate(snapshot.status(), absl::StrCat("topology store ", path));
   store->snapshot_ = std::move(*snapshot);
   return store;
 }
