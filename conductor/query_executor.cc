@@ -75,6 +75,44 @@ absl::Status Load(Database& db, const std::string& table, const std::string& col
   return db.Exec("COMMIT");
 }
 
+// Rows that end with their sort keys: loaded into a table whose key columns
+// carry each key's collation, read back in ORDER BY order, keys dropped.
+absl::StatusOr<v1::ResultSet> MergeSorted(const QueryPlan& plan,
+                                          const std::vector<const StatementResult*>& results) {
+  v1::ResultSet out;
+  if (results.empty()) return out;
+  const int width = results[0]->columns_size();
+  const int keys = static_cast<int>(plan.sort_keys.size());
+  const int visible = width - keys;
+  auto db = Database::Open(":memory:");
+  if (!db.ok()) return db.status();
+  std::vector<std::string> columns, definitions, order;
+  for (int c = 0; c < visible; ++c) {
+    columns.push_back(QuoteIdentifier(absl::StrCat("c", c)));
+    definitions.push_back(columns.back());
+  }
+  for (int k = 0; k < keys; ++k) {
+    const QueryPlan::SortKey& key = plan.sort_keys[k];
+    std::string name = QuoteIdentifier(absl::StrCat("k", k));
+    definitions.push_back(key.collation.empty() ? name
+                                                : absl::StrCat(name, " COLLATE ", key.collation));
+    order.push_back(absl::StrCat(name, " ", key.direction, " ", key.nulls));
+  }
+  if (auto s = (*db)->Exec(absl::StrCat("CREATE TABLE m (", absl::StrJoin(definitions, ", "), ")"));
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = Load(**db, "m", "", width, results); !s.ok()) return s;
+  std::string query = absl::StrCat("SELECT ", absl::StrJoin(columns, ", "), " FROM m ORDER BY ",
+                                   absl::StrJoin(order, ", "));
+  if (plan.limit >= 0) absl::StrAppend(&query, " LIMIT ", plan.limit);
+  if (plan.offset > 0) absl::StrAppend(&query, plan.limit >= 0 ? "" : " LIMIT -1", " OFFSET ",
+                                       plan.offset);
+  if (auto s = RunInto(**db, query, {}, &out); !s.ok()) return s;
+  for (int c = 0; c < visible; ++c) out.set_columns(c, results[0]->columns(c));
+  return out;
+}
+
 absl::StatusOr<v1::ResultSet> MergeInMemory(const QueryPlan& plan,
                                             const std::vector<const StatementResult*>& results) {
   v1::ResultSet out;
@@ -82,24 +120,6 @@ absl::StatusOr<v1::ResultSet> MergeInMemory(const QueryPlan& plan,
   if (!db.ok()) return db.status();
   const StatementResult* first = results.empty() ? nullptr : results[0];
   const int width = first != nullptr ? first->columns_size() : 0;
-  if (plan.merge_table == "__merge") {
-    // Sorted rows: the visible columns, then the sort keys.
-    const int keys = -plan.visible_columns;
-    const int visible = width - keys;
-    std::vector<std::string> columns;
-    for (int c = 0; c < visible; ++c) columns.push_back(QuoteIdentifier(absl::StrCat("c", c)));
-    std::string create = absl::StrCat("CREATE TABLE \"__merge\" (", absl::StrJoin(columns, ", "),
-                                      visible > 0 ? ", " : "", plan.merge_setup[0], ")");
-    if (auto s = (*db)->Exec(create); !s.ok()) return s;
-    if (auto s = Load(**db, "__merge", "", width, results); !s.ok()) return s;
-    auto merged = RunInto(**db,
-                          absl::StrCat("SELECT ", absl::StrJoin(columns, ", "),
-                                       " FROM \"__merge\"", plan.final_sql),
-                          {}, &out);
-    if (!merged.ok()) return merged;
-    for (int c = 0; c < visible; ++c) out.set_columns(c, first->columns(c));
-    return out;
-  }
   for (const std::string& setup : plan.merge_setup) {
     if (auto s = (*db)->Exec(setup); !s.ok()) return Annotate(s, "merge setup");
   }
@@ -180,8 +200,10 @@ absl::StatusOr<v1::ExecuteResponse> QueryExecutor::Run(const QueryPlan& plan,
       }
       break;
     }
+    case MergeKind::kSort:
     case MergeKind::kInMemory: {
-      auto merged = MergeInMemory(plan, results);
+      auto merged = plan.merge == MergeKind::kSort ? MergeSorted(plan, results)
+                                                   : MergeInMemory(plan, results);
       if (!merged.ok()) return UserFacing(merged.status());
       *set = std::move(*merged);
       break;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/errors.h"
@@ -57,8 +58,8 @@ absl::StatusOr<DmlStatement> NormalizeParameters(const DmlStatement& statement) 
 }
 
 // Expands `*` and `q.*` items into the user's columns.
-void ExpandStars(const DmlStatement& s, const std::vector<sql::SelectItem>& items,
-                 const TableMeta& table, std::vector<TextEdit>* edits) {
+void ExpandStars(const std::vector<sql::SelectItem>& items, const TableMeta& table,
+                 std::vector<TextEdit>* edits) {
   for (const auto& item : items) {
     if (!item.star) continue;
     edits->push_back({item.whole, QuotedColumns(table, item.star_qualifier, true)});
@@ -138,6 +139,8 @@ ShardStatement MakeShardStatement(const ShardMeta& shard, const Snapshot& snapsh
 absl::StatusOr<int64_t> EvaluateInteger(absl::string_view expression,
                                         const std::vector<Value>& params, int64_t absent) {
   if (expression.empty()) return absent;
+  int64_t literal = 0;
+  if (absl::SimpleAtoi(expression, &literal)) return literal;
   auto db = Database::Open(":memory:");
   if (!db.ok()) return db.status();
   auto stmt = (*db)->Prepare(absl::StrCat("SELECT CAST((", expression, ") AS INTEGER)"));
@@ -398,6 +401,61 @@ absl::StatusOr<OrderTerm> SplitOrderTerm(absl::string_view text) {
   return term;
 }
 
+// The column `expression` is, when it is one (optionally qualified) name.
+const sql::ColumnSchema* BareColumn(const TableMeta& table, const std::string& expression) {
+  auto tokens = sql::Tokenize(expression);
+  if (!tokens.ok()) return nullptr;
+  std::vector<sql::Token> sig;
+  for (const auto& t : *tokens) {
+    if (t.kind != sql::TokenKind::kWhitespace && t.kind != sql::TokenKind::kComment &&
+        t.kind != sql::TokenKind::kEnd) {
+      sig.push_back(t);
+    }
+  }
+  const sql::Token* name = nullptr;
+  if (sig.size() == 1) name = &sig[0];
+  if (sig.size() == 3 && sig[1].kind == sql::TokenKind::kOperator && sig[1].text == ".") {
+    name = &sig[2];
+  }
+  if (name == nullptr || (name->kind != sql::TokenKind::kIdentifier &&
+                          name->kind != sql::TokenKind::kQuotedIdentifier)) {
+    return nullptr;
+  }
+  return FindColumn(table, sql::IdentifierValue(*name));
+}
+
+// What ORDER BY term `expression` sorts by, as an expression over the table:
+// `k` names the k-th result column (after * expansion), an alias its item.
+absl::StatusOr<std::string> ResolveOrderExpression(const DmlStatement& s, const TableMeta& table,
+                                                   const std::string& expression, size_t term) {
+  int64_t position = 0;
+  if (absl::SimpleAtoi(expression, &position)) {
+    int index = 0;
+    std::string found;
+    for (const auto& item : s.items) {
+      if (item.star) {
+        for (const auto& column : table.columns) {
+          if (++index == position) found = QuoteIdentifier(column.name);
+        }
+      } else if (++index == position) {
+        found = std::string(s.Text(item.expression));
+      }
+    }
+    if (found.empty()) {
+      return Error(absl::StatusCode::kInvalidArgument, reason::kSqlError,
+                   absl::StrCat("ORDER BY term ", term + 1,
+                                " out of range - should be between 1 and ", index));
+    }
+    return found;
+  }
+  for (const auto& item : s.items) {
+    if (!item.alias.empty() && sql::SameName(item.alias, expression)) {
+      return std::string(s.Text(item.expression));
+    }
+  }
+  return expression;
+}
+
 // Plain rows from several shards: each shard sorts and limits (to
 // OFFSET + LIMIT rows); the conductor merges by the same sort keys.
 absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table,
@@ -413,7 +471,7 @@ absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table
   plan.offset = *offset;
   const int shard_param = s.parameter_count + 1;
   std::vector<TextEdit> edits;
-  ExpandStars(s, s.items, table, &edits);
+  ExpandStars(s.items, table, &edits);
   InjectShardFilter(s, s.from.end, shard_param, &edits);
   if (!s.limit_clause.empty()) {
     edits.push_back({s.limit_clause, *limit < 0 ? std::string()
@@ -429,68 +487,21 @@ absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table
     return plan;
   }
   // Sort keys travel as extra trailing columns of each shard row.
-  plan.merge = MergeKind::kInMemory;
+  plan.merge = MergeKind::kSort;
   plan.merge_detail = "sort (each shard sorted and limited, merged by the same keys)";
-  std::vector<std::string> keys, key_columns, order;
+  std::vector<std::string> keys;
   for (size_t i = 0; i < s.order_terms.size(); ++i) {
     auto term = SplitOrderTerm(s.Text(s.order_terms[i]));
     if (!term.ok()) return term.status();
-    std::string expression = term->expression;
-    int64_t position = 0;
-    if (absl::SimpleAtoi(expression, &position)) {
-      // ORDER BY k names the k-th result column (after * expansion).
-      int index = 0;
-      std::string found;
-      for (const auto& item : s.items) {
-        if (item.star) {
-          for (const auto& column : table.columns) {
-            if (++index == position) found = QuoteIdentifier(column.name);
-          }
-        } else if (++index == position) {
-          found = std::string(s.Text(item.expression));
-        }
-      }
-      if (found.empty()) {
-        return Error(absl::StatusCode::kInvalidArgument, reason::kSqlError,
-                     absl::StrCat(i + 1, "th ORDER BY term out of range - should be between 1 "
-                                         "and ",
-                                  index));
-      }
-      expression = found;
-    } else {
-      for (const auto& item : s.items) {
-        if (!item.alias.empty() && sql::SameName(item.alias, expression)) {
-          expression = std::string(s.Text(item.expression));
-        }
-      }
-    }
+    auto expression = ResolveOrderExpression(s, table, term->expression, i);
+    if (!expression.ok()) return expression.status();
     std::string collation = term->collation;
     if (collation.empty()) {
-      auto tokens = sql::Tokenize(expression);
-      if (tokens.ok()) {
-        std::vector<sql::Token> sig;
-        for (const auto& t : *tokens) {
-          if (t.kind != sql::TokenKind::kWhitespace && t.kind != sql::TokenKind::kEnd) {
-            sig.push_back(t);
-          }
-        }
-        const sql::Token* name = nullptr;
-        if (sig.size() == 1) name = &sig[0];
-        if (sig.size() == 3 && sql::IsKeyword(sig[1], ".") == false && sig[1].text == ".") {
-          name = &sig[2];
-        }
-        if (name != nullptr) {
-          const sql::ColumnSchema* column = FindColumn(table, sql::IdentifierValue(*name));
-          if (column != nullptr) collation = column->collation;
-        }
-      }
+      const sql::ColumnSchema* column = BareColumn(table, *expression);
+      if (column != nullptr) collation = column->collation;
     }
-    std::string key_name = absl::StrCat("__k", i);
-    keys.push_back(absl::StrCat("(", expression, ")"));
-    key_columns.push_back(absl::StrCat(QuoteIdentifier(key_name),
-                                       collation.empty() ? "" : " COLLATE " + collation));
-    order.push_back(absl::StrCat(QuoteIdentifier(key_name), " ", term->direction, " ",
-                                 term->nulls));
+    keys.push_back(absl::StrCat("(", *expression, ")"));
+    plan.sort_keys.push_back({collation, term->direction, term->nulls});
   }
   // Append the keys to the select list (after its last item).
   size_t list_end = s.items.back().whole.end;
@@ -499,13 +510,6 @@ absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table
   for (const ShardMeta* shard : targets) {
     plan.statements.push_back(MakeShardStatement(*shard, snapshot, shard_sql, params));
   }
-  plan.visible_columns = -static_cast<int>(keys.size());  // resolved once rows arrive
-  plan.merge_table = "__merge";
-  // The merge table's columns are known when the first shard answers; the
-  // executor creates it from the answer (see QueryExecutor).
-  plan.merge_setup.push_back(absl::StrJoin(key_columns, ", "));
-  plan.final_sql = absl::StrCat(" ORDER BY ", absl::StrJoin(order, ", "));
-  if (*limit >= 0) absl::StrAppend(&plan.final_sql, " LIMIT ", *limit, " OFFSET ", *offset);
   return plan;
 }
 
@@ -519,7 +523,7 @@ absl::StatusOr<QueryPlan> PlanSelect(const DmlStatement& s, const TableMeta& tab
     single.merge = MergeKind::kPassThrough;
     single.merge_detail = "none (one shard)";
     std::vector<TextEdit> edits;
-    ExpandStars(s, s.items, table, &edits);
+    ExpandStars(s.items, table, &edits);
     InjectShardFilter(s, s.from.end, s.parameter_count + 1, &edits);
     single.statements.push_back(MakeShardStatement(
         *targets[0], snapshot, sql::ApplyEdits(s.sql.substr(0, s.end_offset), edits), params));
@@ -554,7 +558,7 @@ absl::StatusOr<QueryPlan> PlanUpdateOrDelete(const DmlStatement& s, const TableM
   bool pinned = false;
   std::vector<const ShardMeta*> targets = TargetShards(s, table, params, &pinned);
   std::vector<TextEdit> edits;
-  ExpandStars(s, s.returning_items, table, &edits);
+  ExpandStars(s.returning_items, table, &edits);
   size_t insert_at = s.returning_clause.empty() ? s.end_offset : s.returning_clause.begin;
   if (s.kind == StatementKind::kUpdate) insert_at = s.set_clause.end;
   InjectShardFilter(s, insert_at, s.parameter_count + 1, &edits);
@@ -625,7 +629,7 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
   // The tail (upsert) and RETURNING keep the user's parameters ?1..?P; row
   // values follow as ?P+1…
   std::vector<TextEdit> returning_edits;
-  ExpandStars(s, s.returning_items, table, &returning_edits);
+  ExpandStars(s.returning_items, table, &returning_edits);
   std::string returning;
   if (!s.returning_clause.empty()) {
     std::string clause(s.Text(s.returning_clause));
@@ -715,6 +719,8 @@ const char* MergeKindName(MergeKind kind) {
       return "pass_through";
     case MergeKind::kConcat:
       return "concat";
+    case MergeKind::kSort:
+      return "sort";
     case MergeKind::kInMemory:
       return "in_memory";
     case MergeKind::kLocal:

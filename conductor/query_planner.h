@@ -22,6 +22,7 @@ namespace conductor {
 enum class MergeKind {
   kPassThrough,  // one shard statement: its answer is the answer
   kConcat,       // rows appended in shard order, then OFFSET/LIMIT; writes sum rows_affected
+  kSort,         // sorted rows carrying their sort keys, merged by those keys, then OFFSET/LIMIT
   kInMemory,     // rows loaded into an in-memory SQLite table, a final query run there
   kLocal,        // no table: the statement runs in the conductor's in-memory SQLite
 };
@@ -42,9 +43,17 @@ struct QueryPlan {
   bool read_only = true;
   std::vector<ShardStatement> statements;
   MergeKind merge = MergeKind::kPassThrough;
-  // kConcat: applied to the appended rows; -1 = no limit.
+  // kConcat / kSort: applied to the merged rows; -1 = no limit.
   int64_t limit = -1;
   int64_t offset = 0;
+  // kSort: each shard row ends with one column per sort key; these describe
+  // them (the merge column's collation and the ORDER BY direction).
+  struct SortKey {
+    std::string collation;  // "" = BINARY
+    std::string direction;  // "", "ASC" or "DESC"
+    std::string nulls;      // "", "NULLS FIRST" or "NULLS LAST"
+  };
+  std::vector<SortKey> sort_keys;
   // kInMemory / kLocal: statements that create the merge table(s), the table
   // the shard rows go into (all columns, positionally; "" = none), and the
   // final query with its parameters.
@@ -54,9 +63,6 @@ struct QueryPlan {
   std::string merge_columns;
   std::string final_sql;
   std::vector<Value> final_params;
-  // How many leading columns of each shard row the caller sees (kConcat of
-  // sorted rows carries sort keys after them); -1 = all.
-  int visible_columns = -1;
   // A short description of the merge for EXPLAIN ("aggregate", "sort", …).
   std::string merge_detail;
 };
