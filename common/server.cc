@@ -48,8 +48,8 @@ absl::Status ServeUntilSignal(const ServerConfig& config) {
   for (grpc::Service* service : config.services) builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen,
-                                               " (address in use or not local?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen, " (address in use or not local?)"));
   }
   std::string host = config.listen.substr(0, config.listen.rfind(':'));
   std::string bound = absl::StrCat(host, ":", port);

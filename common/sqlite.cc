@@ -180,8 +180,8 @@ absl::Status Statement::BindInt64(int index, int64_t value) {
 }
 
 absl::Status Statement::BindText(int index, absl::string_view value) {
-  int rc = sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
-                               SQLITE_UTF8);
+  int rc =
+      sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   return rc == SQLITE_OK ? absl::OkStatus() : DbError(db_, rc);
 }
 

@@ -55,8 +55,8 @@ absl::Status RunInto(Database& db, const std::string& sql, const std::vector<Val
 }
 
 // Loads shard rows into `table` of `db` (columns `columns`, or positionally).
-absl::Status Load(Database& db, const std::string& table, const std::string& columns,
-                  int width, const std::vector<const StatementResult*>& results) {
+absl::Status Load(Database& db, const std::string& table, const std::string& columns, int width,
+                  const std::vector<const StatementResult*>& results) {
   std::vector<std::string> marks(width, "?");
   auto insert = db.Prepare(absl::StrCat("INSERT INTO ", QuoteIdentifier(table),
                                         columns.empty() ? "" : absl::StrCat(" (", columns, ")"),
@@ -106,8 +106,8 @@ absl::StatusOr<v1::ResultSet> MergeSorted(const QueryPlan& plan,
   std::string query = absl::StrCat("SELECT ", absl::StrJoin(columns, ", "), " FROM m ORDER BY ",
                                    absl::StrJoin(order, ", "));
   if (plan.limit >= 0) absl::StrAppend(&query, " LIMIT ", plan.limit);
-  if (plan.offset > 0) absl::StrAppend(&query, plan.limit >= 0 ? "" : " LIMIT -1", " OFFSET ",
-                                       plan.offset);
+  if (plan.offset > 0)
+    absl::StrAppend(&query, plan.limit >= 0 ? "" : " LIMIT -1", " OFFSET ", plan.offset);
   if (auto s = RunInto(**db, query, {}, &out); !s.ok()) return s;
   for (int c = 0; c < visible; ++c) out.set_columns(c, results[0]->columns(c));
   return out;

@@ -36,10 +36,9 @@ std::string QuotedColumns(const TableMeta& table, const std::string& qualifier,
   std::vector<std::string> names;
   for (const auto& column : table.columns) {
     if (column.generated && !include_generated) continue;
-    names.push_back(qualifier.empty()
-                        ? QuoteIdentifier(column.name)
-                        : absl::StrCat(QuoteIdentifier(qualifier), ".",
-                                       QuoteIdentifier(column.name)));
+    names.push_back(qualifier.empty() ? QuoteIdentifier(column.name)
+                                      : absl::StrCat(QuoteIdentifier(qualifier), ".",
+                                                     QuoteIdentifier(column.name)));
   }
   return absl::StrJoin(names, ", ");
 }
@@ -123,8 +122,8 @@ std::vector<const ShardMeta*> TargetShards(const DmlStatement& s, const TableMet
   return all;
 }
 
-ShardStatement MakeShardStatement(const ShardMeta& shard, const Snapshot& snapshot,
-                                  std::string sql, const std::vector<Value>& params) {
+ShardStatement MakeShardStatement(const ShardMeta& shard, const Snapshot& snapshot, std::string sql,
+                                  const std::vector<Value>& params) {
   ShardStatement out;
   out.shard_id = shard.shard_id;
   const NodeMeta* node = snapshot.FindNode(shard.node_id);
@@ -335,8 +334,7 @@ absl::StatusOr<QueryPlan> PlanAggregate(const DmlStatement& s, const TableMeta& 
 // anything (DISTINCT, window functions, complex aggregates).
 absl::StatusOr<QueryPlan> PlanReplica(const DmlStatement& s, const TableMeta& table,
                                       const std::vector<const ShardMeta*>& targets,
-                                      const Snapshot& snapshot,
-                                      const std::vector<Value>& params) {
+                                      const Snapshot& snapshot, const std::vector<Value>& params) {
   QueryPlan plan;
   plan.merge = MergeKind::kInMemory;
   plan.merge_detail = "replica (matching rows copied, statement run in memory)";
@@ -474,8 +472,8 @@ absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table
   ExpandStars(s.items, table, &edits);
   InjectShardFilter(s, s.from.end, shard_param, &edits);
   if (!s.limit_clause.empty()) {
-    edits.push_back({s.limit_clause, *limit < 0 ? std::string()
-                                                : absl::StrCat("LIMIT ", *limit + *offset)});
+    edits.push_back(
+        {s.limit_clause, *limit < 0 ? std::string() : absl::StrCat("LIMIT ", *limit + *offset)});
   }
   if (s.order_terms.empty()) {
     plan.merge = MergeKind::kConcat;
@@ -604,8 +602,7 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
   }
   for (int i = 1; i <= values->ParameterCount(); ++i) values->Bind(i, params[i - 1]).IgnoreError();
   const sql::ColumnSchema* key_column = FindColumn(table, table.shard_key);
-  routing::Affinity affinity =
-      routing::AffinityOf(key_column != nullptr ? key_column->type : "");
+  routing::Affinity affinity = routing::AffinityOf(key_column != nullptr ? key_column->type : "");
   std::map<int32_t, std::vector<std::vector<Value>>> rows_by_shard;
   std::map<int32_t, const ShardMeta*> shard_by_id;
   int row_number = 0;
@@ -653,18 +650,16 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
       if (sql::IsKeyword(*sig[i], "ON") && sql::IsKeyword(*sig[i + 1], "CONFLICT") &&
           sig[i + 2]->kind == sql::TokenKind::kOperator && sig[i + 2]->text == "(") {
         size_t at = sig[i + 2]->offset + 1;
-        conflict_edits.push_back(
-            {Span{at, at}, absl::StrCat(sql::kVirtualShardColumn, ", ")});
+        conflict_edits.push_back({Span{at, at}, absl::StrCat(sql::kVirtualShardColumn, ", ")});
       }
     }
     tail = sql::ApplyEdits(tail, conflict_edits);
   }
-  bool keep_params = !s.parameters.empty() &&
-                     (std::any_of(s.parameters.begin(), s.parameters.end(),
-                                  [&](const auto& p) {
-                                    return Overlaps(p.first, s.insert_tail) ||
-                                           Overlaps(p.first, s.returning_clause);
-                                  }));
+  bool keep_params =
+      !s.parameters.empty() &&
+      (std::any_of(s.parameters.begin(), s.parameters.end(), [&](const auto& p) {
+        return Overlaps(p.first, s.insert_tail) || Overlaps(p.first, s.returning_clause);
+      }));
   const int base = keep_params ? s.parameter_count : 0;
   std::vector<std::string> quoted;
   for (const auto& column : columns) quoted.push_back(QuoteIdentifier(column));
@@ -706,8 +701,8 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
     }
   }
   plan.merge = plan.statements.size() == 1 ? MergeKind::kPassThrough : MergeKind::kConcat;
-  plan.merge_detail = plan.statements.size() == 1 ? "none (one shard)"
-                                                  : "concat, rows_affected summed";
+  plan.merge_detail =
+      plan.statements.size() == 1 ? "none (one shard)" : "concat, rows_affected summed";
   return plan;
 }
 
@@ -742,8 +737,7 @@ std::vector<const ShardMeta*> ActiveShards(const TableMeta& table) {
 const ShardMeta* OwningShard(const TableMeta& table, const Value& value) {
   std::vector<const ShardMeta*> shards = ActiveShards(table);
   const sql::ColumnSchema* key = FindColumn(table, table.shard_key);
-  uint64_t hash =
-      routing::RoutingHash(value, routing::AffinityOf(key != nullptr ? key->type : ""));
+  uint64_t hash = routing::RoutingHash(value, routing::AffinityOf(key != nullptr ? key->type : ""));
   return shards[routing::ShardIndex(hash, static_cast<int>(shards.size()))];
 }
 
@@ -751,8 +745,8 @@ absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& original, const Tab
                                     const Snapshot& snapshot, const std::vector<Value>& params) {
   if (static_cast<int>(params.size()) != original.parameter_count) {
     return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
-                 absl::StrCat("the statement has ", original.parameter_count,
-                              " parameter(s) but ", params.size(), " value(s) were given"));
+                 absl::StrCat("the statement has ", original.parameter_count, " parameter(s) but ",
+                              params.size(), " value(s) were given"));
   }
   auto normalized = NormalizeParameters(original);
   if (!normalized.ok()) return normalized.status();

@@ -16,7 +16,8 @@ class QueryPlannerTest : public ::testing::Test {
     table_.primary_key = {"id"};
     table_.shard_key = "id";
     table_.user_sql = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, age INTEGER)";
-    table_.columns = {{"id", "INTEGER", false, "", 1}, {"name", "TEXT", false, "", 0},
+    table_.columns = {{"id", "INTEGER", false, "", 1},
+                      {"name", "TEXT", false, "", 0},
                       {"age", "INTEGER", false, "", 0}};
     for (int i = 0; i < 4; ++i) {
       table_.shards.push_back({i, i % 2 == 0 ? "n1" : "n2", shard_status::kActive});
@@ -93,8 +94,9 @@ TEST_F(QueryPlannerTest, OrderByLimitIsPushedDownAndMergedBySortKeys) {
 }
 
 TEST_F(QueryPlannerTest, AggregatesArePushedAsPartials) {
-  auto plan = Plan("SELECT age, count(*), avg(id) FROM users WHERE name <> 'x' GROUP BY age "
-                   "HAVING count(*) > 1");
+  auto plan = Plan(
+      "SELECT age, count(*), avg(id) FROM users WHERE name <> 'x' GROUP BY age "
+      "HAVING count(*) > 1");
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->merge, MergeKind::kInMemory);
   EXPECT_EQ(plan->statements[0].sql,
@@ -143,15 +145,17 @@ TEST_F(QueryPlannerTest, InsertGroupsRowsByShardAndNeedsTheKey) {
 }
 
 TEST_F(QueryPlannerTest, UpsertTailKeepsItsParameters) {
-  auto plan = Plan("INSERT INTO users (id, name) VALUES (?, 'a') ON CONFLICT (id) DO UPDATE SET "
-                   "name = ? RETURNING *",
-                   {IntegerValue(5), TextValue("z")});
+  auto plan = Plan(
+      "INSERT INTO users (id, name) VALUES (?, 'a') ON CONFLICT (id) DO UPDATE SET "
+      "name = ? RETURNING *",
+      {IntegerValue(5), TextValue("z")});
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_EQ(plan->statements.size(), 1u);
   const auto& s = plan->statements[0];
-  EXPECT_EQ(s.sql, "INSERT INTO \"users\" (\"id\", \"name\", _virtualShard) VALUES (?3, ?4, ?5) "
-                   "ON CONFLICT (_virtualShard, id) DO UPDATE SET name = ?2 RETURNING \"id\", \"name\", "
-                   "\"age\"");
+  EXPECT_EQ(s.sql,
+            "INSERT INTO \"users\" (\"id\", \"name\", _virtualShard) VALUES (?3, ?4, ?5) "
+            "ON CONFLICT (_virtualShard, id) DO UPDATE SET name = ?2 RETURNING \"id\", \"name\", "
+            "\"age\"");
   ASSERT_EQ(s.params.size(), 5u);
   EXPECT_EQ(s.params[1].text(), "z");
   EXPECT_EQ(s.params[2].integer(), 5);
@@ -178,7 +182,8 @@ TEST_F(QueryPlannerTest, ParameterCountMustMatch) {
 }
 
 TEST_F(QueryPlannerTest, PlainParametersAreNumberedBeforeTheShardFilterIsInjected) {
-  auto plan = Plan("SELECT name FROM users WHERE age = ? LIMIT ?", {IntegerValue(1), IntegerValue(2)});
+  auto plan =
+      Plan("SELECT name FROM users WHERE age = ? LIMIT ?", {IntegerValue(1), IntegerValue(2)});
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->statements[0].sql,
             "SELECT name FROM users WHERE _virtualShard = ?3 AND (age = ?1) LIMIT 2");

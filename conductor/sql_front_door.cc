@@ -9,8 +9,8 @@
 #include "common/sql/dml.h"
 #include "common/sql/parser.h"
 #include "common/sql/tokenizer.h"
-#include "conductor/query_planner.h"
 #include "common/sqlite.h"
+#include "conductor/query_planner.h"
 
 namespace conductor {
 namespace {
@@ -42,15 +42,15 @@ std::string Joined(const google::protobuf::RepeatedPtrField<std::string>& list) 
 }
 
 absl::Status NotYet(const char* what, const char* capability) {
-  return Error(absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,
-               absl::StrCat(what, " is not available in this version of Conductor yet (",
-                            capability, ")"));
+  return Error(
+      absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,
+      absl::StrCat(what, " is not available in this version of Conductor yet (", capability, ")"));
 }
 
 void AddShowTables(const v1::ListTablesResponse& tables, v1::ExecuteResponse* response) {
-  ResultSetBuilder set(response, "TABLES",
-                       {"name", "primary_key", "shard_key", "num_shards", "strategy",
-                        "block_size", "created_at"});
+  ResultSetBuilder set(
+      response, "TABLES",
+      {"name", "primary_key", "shard_key", "num_shards", "strategy", "block_size", "created_at"});
   for (const auto& t : tables.tables()) {
     set.Row({Text(t.name()), Text(Joined(t.primary_key())), Text(t.shard_key()),
              Int(t.num_shards()), Text(t.strategy()), Int(t.block_size()),
@@ -63,11 +63,12 @@ void AddDescribe(const v1::DescribeTableResponse& d, v1::ExecuteResponse* respon
   ResultSetBuilder(response, "TABLE_INFO",
                    {"table_name", "primary_key", "shard_key", "strategy", "num_shards",
                     "block_size", "created_at", "updated_at"})
-      .Row({Text(t.name()), Text(Joined(t.primary_key())), Text(t.shard_key()),
-            Text(t.strategy()), Int(t.num_shards()), Int(t.block_size()),
-            Text(FormatTimestamp(t.created_at_ms())), Text(FormatTimestamp(t.updated_at_ms()))});
+      .Row({Text(t.name()), Text(Joined(t.primary_key())), Text(t.shard_key()), Text(t.strategy()),
+            Int(t.num_shards()), Int(t.block_size()), Text(FormatTimestamp(t.created_at_ms())),
+            Text(FormatTimestamp(t.updated_at_ms()))});
   ResultSetBuilder shards(response, "SHARDS", {"shard_id", "node_id", "status"});
-  for (const auto& s : d.shards()) shards.Row({Int(s.shard_id()), Text(s.node_id()), Text(s.status())});
+  for (const auto& s : d.shards())
+    shards.Row({Int(s.shard_id()), Text(s.node_id()), Text(s.status())});
   ResultSetBuilder indexes(response, "INDEXES", {"index_name", "columns", "index_type", "status"});
   for (const auto& i : d.indexes()) {
     indexes.Row({Text(i.name()), Text(Joined(i.columns())), Text(i.type()), Text(i.status())});
@@ -107,9 +108,9 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::RunData(absl::string_view sql,
   if (!statement->table.empty()) {
     table = snapshot->FindActive(statement->table);
     if (table == nullptr) {
-      return Error(absl::StatusCode::kNotFound, reason::kTableNotFound,
-                   absl::StrCat("no such table: ", statement->table,
-                                " (SHOW TABLES lists the tables)"));
+      return Error(
+          absl::StatusCode::kNotFound, reason::kTableNotFound,
+          absl::StrCat("no such table: ", statement->table, " (SHOW TABLES lists the tables)"));
     }
   }
   auto plan = PlanQuery(*statement, table, *snapshot, params);
@@ -128,10 +129,9 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteReque
   auto parsed = sql::ParseStatement(request.sql());
   if (!parsed.ok()) return parsed.status();
   const sql::ParsedStatement& stmt = *parsed;
-  bool takes_params = stmt.kind == sql::StatementKind::kSelect ||
-                      stmt.kind == sql::StatementKind::kInsert ||
-                      stmt.kind == sql::StatementKind::kUpdate ||
-                      stmt.kind == sql::StatementKind::kDelete;
+  bool takes_params =
+      stmt.kind == sql::StatementKind::kSelect || stmt.kind == sql::StatementKind::kInsert ||
+      stmt.kind == sql::StatementKind::kUpdate || stmt.kind == sql::StatementKind::kDelete;
   if (!takes_params && request.params_size() > 0) {
     return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
                  absl::StrCat(sql::StatementKindName(stmt.kind),
@@ -200,9 +200,9 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteReque
         if (auto exists = tables_->DescribeTable(describe); !exists.ok()) return exists.status();
       }
       // No index exists before virtual indexes arrive: the set is truthfully empty.
-      ResultSetBuilder(&response, "INDEXES",
-                       {"index_name", "table_name", "columns", "index_type", "status",
-                        "created_at"});
+      ResultSetBuilder(
+          &response, "INDEXES",
+          {"index_name", "table_name", "columns", "index_type", "status", "created_at"});
       return response;
     }
     case sql::StatementKind::kCreateIndex:
@@ -218,8 +218,8 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteReque
       return RunData(request.sql(), {request.params().begin(), request.params().end()}, deadline,
                      false);
     case sql::StatementKind::kExplain: {
-      sql::StatementKind inner = stmt.explained.empty() ? sql::StatementKind::kExplain
-                                                        : stmt.explained[0].kind;
+      sql::StatementKind inner =
+          stmt.explained.empty() ? sql::StatementKind::kExplain : stmt.explained[0].kind;
       if (inner != sql::StatementKind::kSelect && inner != sql::StatementKind::kInsert &&
           inner != sql::StatementKind::kUpdate && inner != sql::StatementKind::kDelete) {
         return Error(absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,

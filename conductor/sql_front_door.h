@@ -25,8 +25,8 @@ class SqlFrontDoor {
   // Routes and runs one SELECT / INSERT / UPDATE / DELETE, or (explain)
   // only describes its route.
   absl::StatusOr<v1::ExecuteResponse> RunData(absl::string_view sql,
-                                              const std::vector<Value>& params,
-                                              absl::Time deadline, bool explain);
+                                              const std::vector<Value>& params, absl::Time deadline,
+                                              bool explain);
 
   TableOperations* tables_;
   TopologyStore* store_;

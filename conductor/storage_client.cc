@@ -10,22 +10,20 @@ namespace conductor {
 
 absl::Status StorageCallStatus(const NodeMeta& node, const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
-  std::string where = node.node_id.empty()
-                          ? node.address
-                          : absl::StrCat(node.node_id, " (", node.address, ")");
+  std::string where =
+      node.node_id.empty() ? node.address : absl::StrCat(node.node_id, " (", node.address, ")");
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
-      return Error(absl::StatusCode::kUnavailable, reason::kStorageUnavailable,
-                   absl::StrCat("storage node ", where, " is unavailable: ",
-                                status.error_message()));
+      return Error(
+          absl::StatusCode::kUnavailable, reason::kStorageUnavailable,
+          absl::StrCat("storage node ", where, " is unavailable: ", status.error_message()));
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return Error(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
                    absl::StrCat("deadline exceeded waiting for storage node ", where));
     case grpc::StatusCode::UNIMPLEMENTED:
       return Error(absl::StatusCode::kUnavailable, reason::kStorageUnavailable,
                    absl::StrCat("storage node ", where,
-                                " does not speak this storage protocol: ",
-                                status.error_message()));
+                                " does not speak this storage protocol: ", status.error_message()));
     default:
       return FromGrpcStatus(status);
   }
@@ -33,9 +31,7 @@ absl::Status StorageCallStatus(const NodeMeta& node, const grpc::Status& status)
 
 namespace {
 
-std::chrono::system_clock::time_point ToChrono(absl::Time t) {
-  return absl::ToChronoTime(t);
-}
+std::chrono::system_clock::time_point ToChrono(absl::Time t) { return absl::ToChronoTime(t); }
 
 }  // namespace
 
@@ -95,8 +91,8 @@ absl::StatusOr<std::string> GrpcStorageClient::GetNodeId(const std::string& addr
 std::vector<absl::StatusOr<ExecuteBatchResponse>> FanOut(StorageClient& client,
                                                          const std::vector<NodeBatch>& batches,
                                                          absl::Time deadline) {
-  std::vector<absl::StatusOr<ExecuteBatchResponse>> results(
-      batches.size(), absl::UnknownError("no answer"));
+  std::vector<absl::StatusOr<ExecuteBatchResponse>> results(batches.size(),
+                                                            absl::UnknownError("no answer"));
   std::mutex mu;
   std::condition_variable cv;
   size_t pending = batches.size();

@@ -54,10 +54,9 @@ std::vector<absl::StatusOr<ExecuteBatchResponse>> FanOut(StorageClient& client,
 // after a node restarts (reconnect back-off capped at one second).
 class GrpcStorageClient : public StorageClient {
  public:
-  void ExecuteBatch(const NodeMeta& node, const ExecuteBatchRequest& request,
-                    absl::Time deadline, Callback done) override;
-  absl::StatusOr<std::string> GetNodeId(const std::string& address,
-                                        absl::Time deadline) override;
+  void ExecuteBatch(const NodeMeta& node, const ExecuteBatchRequest& request, absl::Time deadline,
+                    Callback done) override;
+  absl::StatusOr<std::string> GetNodeId(const std::string& address, absl::Time deadline) override;
 
  private:
   storage::v1::Storage::Stub* StubFor(const std::string& address);

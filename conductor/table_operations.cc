@@ -42,8 +42,7 @@ absl::Status ValidateShardCount(int64_t count) {
 // unfinished on it (the reconciler is finishing it).
 absl::Status TableBusy(const TableMeta& table) {
   return Error(absl::StatusCode::kUnavailable, reason::kTableBusy,
-               absl::StrCat("table ", table.name, " is still being ",
-                            TableStateName(table.state),
+               absl::StrCat("table ", table.name, " is still being ", TableStateName(table.state),
                             " on a storage node that did not answer; retry once every storage "
                             "node is reachable"));
 }
@@ -200,8 +199,9 @@ absl::StatusOr<v1::CreateTableResponse> TableOperations::CreateTable(
 
   std::string shard_key = schema->primary_key.front();
   if (!request.shard_key().empty()) {
-    auto it = std::find_if(schema->primary_key.begin(), schema->primary_key.end(),
-                           [&](const std::string& c) { return sql::SameName(c, request.shard_key()); });
+    auto it =
+        std::find_if(schema->primary_key.begin(), schema->primary_key.end(),
+                     [&](const std::string& c) { return sql::SameName(c, request.shard_key()); });
     if (it == schema->primary_key.end()) {
       return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
                    absl::StrCat("shard key ", request.shard_key(),
@@ -221,7 +221,8 @@ absl::StatusOr<v1::CreateTableResponse> TableOperations::CreateTable(
     }
     if (column.generated) {
       return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
-                   absl::StrCat("shard key ", shard_key, " is a generated column; a shard key "
+                   absl::StrCat("shard key ", shard_key,
+                                " is a generated column; a shard key "
                                 "must be written by INSERT"));
     }
   }
@@ -275,8 +276,8 @@ absl::StatusOr<v1::CreateTableResponse> TableOperations::CreateTable(
     table.state = TableState::kCreating;
     // Best effort now; the reconciler finishes it if a node stays away.
     ReconcileTable(table, deadline).IgnoreError();
-    return Annotate(created, absl::StrCat("table ", table.name,
-                                          " was not created (nothing is left behind)"));
+    return Annotate(
+        created, absl::StrCat("table ", table.name, " was not created (nothing is left behind)"));
   }
   if (auto s = store_->SetTableState(*table_id, TableState::kActive); !s.ok()) return s;
   const TableMeta* now_active = store_->snapshot()->FindActive(table.name);
@@ -349,8 +350,7 @@ absl::StatusOr<v1::RenameTableResponse> TableOperations::RenameTable(
       !s.ok()) {
     return s;
   }
-  absl::Status renamed =
-      RenameOnEveryNode(snapshot->nodes, old_name, request.new_name(), deadline);
+  absl::Status renamed = RenameOnEveryNode(snapshot->nodes, old_name, request.new_name(), deadline);
   if (!renamed.ok()) {
     LogWarning("rename of %s failed (%s); rolling back", old_name, renamed.ToString());
     TableMeta rolling_back = *table;
@@ -488,9 +488,9 @@ absl::Status TableOperations::ReconcileTable(const TableMeta& table, absl::Time 
       if (auto s = store_->SetTableState(table.table_id, TableState::kDropping); !s.ok()) return s;
       [[fallthrough]];
     case TableState::kDropping: {
-      absl::Status s = OnEveryNode(snapshot->nodes,
-                                   absl::StrCat("DROP TABLE IF EXISTS ", QuoteIdentifier(table.name)),
-                                   deadline);
+      absl::Status s =
+          OnEveryNode(snapshot->nodes,
+                      absl::StrCat("DROP TABLE IF EXISTS ", QuoteIdentifier(table.name)), deadline);
       if (!s.ok()) return s;
       return store_->DeleteTable(table.table_id);
     }

@@ -22,11 +22,9 @@ class TableOpsService final : public v1::TableOps::Service {
                            v1::CreateTableResponse* response) override;
   grpc::Status DropTable(grpc::ServerContext* context, const v1::DropTableRequest* request,
                          v1::DropTableResponse* response) override;
-  grpc::Status DescribeTable(grpc::ServerContext* context,
-                             const v1::DescribeTableRequest* request,
+  grpc::Status DescribeTable(grpc::ServerContext* context, const v1::DescribeTableRequest* request,
                              v1::DescribeTableResponse* response) override;
-  grpc::Status GetTableStats(grpc::ServerContext* context,
-                             const v1::GetTableStatsRequest* request,
+  grpc::Status GetTableStats(grpc::ServerContext* context, const v1::GetTableStatsRequest* request,
                              v1::GetTableStatsResponse* response) override;
   grpc::Status RenameTable(grpc::ServerContext* context, const v1::RenameTableRequest* request,
                            v1::RenameTableResponse* response) override;

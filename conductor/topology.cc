@@ -19,8 +19,8 @@ const char* TableStateName(TableState state) {
 }
 
 bool ParseTableState(const std::string& text, TableState* state) {
-  for (TableState s : {TableState::kCreating, TableState::kActive, TableState::kDropping,
-                       TableState::kRenaming}) {
+  for (TableState s :
+       {TableState::kCreating, TableState::kActive, TableState::kDropping, TableState::kRenaming}) {
     if (text == TableStateName(s)) {
       *state = s;
       return true;

@@ -78,10 +78,10 @@ TEST(ConductorBinaryTest, NeverAnsweringStorageNodeIsReportedAtFirstStart) {
 TEST(ClusterBinariesTest, SigtermIsACleanExit) {
   auto cluster = TestCluster::Start({.storage_nodes = 1});
   ASSERT_TRUE(cluster.ok()) << cluster.status();
-  auto worker = Process::Start({BinaryPath("queue_worker/queue_worker"),
-                                "--conductor=" + (*cluster)->conductor_address(),
-                                "--listen=127.0.0.1:0"},
-                               MakeTempDir("worker") + "/worker.log");
+  auto worker =
+      Process::Start({BinaryPath("queue_worker/queue_worker"),
+                      "--conductor=" + (*cluster)->conductor_address(), "--listen=127.0.0.1:0"},
+                     MakeTempDir("worker") + "/worker.log");
   ASSERT_TRUE(worker.ok());
   ASSERT_TRUE((*worker)->WaitForListening(absl::Seconds(30)).ok());
   auto worker_code = (*worker)->Stop(absl::Seconds(10));

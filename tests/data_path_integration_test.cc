@@ -35,8 +35,7 @@ class DataPathTest : public ::testing::Test {
   static grpc::Status Run(const std::string& sql, std::vector<Value> params = {},
                           v1::ExecuteResponse* response = nullptr, int deadline_ms = 30000) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(deadline_ms));
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
     v1::ExecuteRequest request;
     request.set_sql(sql);
     for (auto& p : params) *request.add_params() = p;
@@ -78,7 +77,8 @@ TEST_F(DataPathTest, ValuesKeepTheirStorageClassesThroughTheCluster) {
   EXPECT_EQ(max.rows(0).values(1).text(), "Zoë");
   EXPECT_EQ(max.rows(0).values(2).real(), 0.1);
   EXPECT_EQ(max.rows(0).values(3).blob(), std::string("\0\xff", 2));
-  v1::ResultSet min = Query("SELECT score, avatar FROM users WHERE id = ?", {IntegerValue(INT64_MIN)});
+  v1::ResultSet min =
+      Query("SELECT score, avatar FROM users WHERE id = ?", {IntegerValue(INT64_MIN)});
   ASSERT_EQ(min.rows_size(), 1);
   EXPECT_EQ(min.rows(0).values(0).kind_case(), Value::kNullValue);
   ASSERT_TRUE(Run("DELETE FROM users WHERE id IN (?, ?)",
@@ -113,13 +113,15 @@ TEST_F(DataPathTest, RowsLandOnTheirShardAndEveryQueryShapeWorks) {
   ASSERT_EQ(one.rows_size(), 1);
   EXPECT_EQ(one.rows(0).values(0).text(), "user0");
   EXPECT_EQ(Query("SELECT count(*) FROM users WHERE id <= 60").rows(0).values(0).integer(), 60);
-  v1::ResultSet top = Query("SELECT id, score FROM users WHERE id <= 60 ORDER BY score DESC LIMIT 3 "
-                            "OFFSET 1");
+  v1::ResultSet top = Query(
+      "SELECT id, score FROM users WHERE id <= 60 ORDER BY score DESC LIMIT 3 "
+      "OFFSET 1");
   ASSERT_EQ(top.rows_size(), 3);
   EXPECT_EQ(top.rows(0).values(0).integer(), 59);
   EXPECT_EQ(top.rows(2).values(0).integer(), 57);
-  v1::ResultSet groups = Query("SELECT name, count(*) AS n, avg(score) FROM users WHERE id <= 60 "
-                               "GROUP BY name HAVING n > 8 ORDER BY name");
+  v1::ResultSet groups = Query(
+      "SELECT name, count(*) AS n, avg(score) FROM users WHERE id <= 60 "
+      "GROUP BY name HAVING n > 8 ORDER BY name");
   ASSERT_EQ(groups.rows_size(), 4);  // user1..user4 have 9 rows each; user0,5,6 have 8
   EXPECT_EQ(groups.columns(1), "n");
   EXPECT_EQ(groups.columns(2), "avg(score)");
@@ -131,8 +133,8 @@ TEST_F(DataPathTest, RowsLandOnTheirShardAndEveryQueryShapeWorks) {
   EXPECT_EQ(distinct.rows_size(), 7);
 
   v1::ExecuteResponse updated;
-  ASSERT_TRUE(Run("UPDATE users SET score = -1 WHERE name = 'user3' RETURNING id", {}, &updated)
-                  .ok());
+  ASSERT_TRUE(
+      Run("UPDATE users SET score = -1 WHERE name = 'user3' RETURNING id", {}, &updated).ok());
   EXPECT_EQ(updated.rows_affected(), 9);
   ASSERT_EQ(updated.result_sets_size(), 1);
   EXPECT_EQ(updated.result_sets(0).rows_size(), 9);
@@ -146,10 +148,10 @@ TEST_F(DataPathTest, UpsertAndReplace) {
   ASSERT_TRUE(Run("INSERT INTO users (id, name) VALUES (1000, 'a')").ok());
   ExpectError(Run("INSERT INTO users (id, name) VALUES (1000, 'b')"),
               grpc::StatusCode::ALREADY_EXISTS, "UNIQUE_VIOLATION");
-  grpc::Status upsert = Run(
-      "INSERT INTO users (id, name) VALUES (1000, 'b') ON CONFLICT (id) DO UPDATE SET name = "
-      "excluded.name || ?",
-      {TextValue("!")});
+  grpc::Status upsert =
+      Run("INSERT INTO users (id, name) VALUES (1000, 'b') ON CONFLICT (id) DO UPDATE SET name = "
+          "excluded.name || ?",
+          {TextValue("!")});
   ASSERT_TRUE(upsert.ok()) << upsert.error_message();
   EXPECT_EQ(Query("SELECT name FROM users WHERE id = 1000").rows(0).values(0).text(), "b!");
   ASSERT_TRUE(Run("REPLACE INTO users (id, name) VALUES (1000, 'c')").ok());
@@ -199,8 +201,8 @@ TEST_F(DataPathTest, SelectWithoutTableRunsLocally) {
 }
 
 TEST_F(DataPathTest, ANodeDownFailsReadsNamingItAndNeverReturnsPartialRows) {
-  ASSERT_TRUE(Run("INSERT INTO users (id, name) VALUES (2001, 'p'), (2002, 'q'), (2003, 'r')")
-                  .ok());
+  ASSERT_TRUE(
+      Run("INSERT INTO users (id, name) VALUES (2001, 'p'), (2002, 'q'), (2003, 'r')").ok());
   ASSERT_TRUE(cluster_->KillNode(2, SIGKILL).ok());
   grpc::Status status = Run("SELECT count(*) FROM users");
   ExpectError(status, grpc::StatusCode::UNAVAILABLE, "STORAGE_UNAVAILABLE");

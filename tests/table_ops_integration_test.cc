@@ -121,8 +121,9 @@ TestCluster* TableOpsIntegrationTest::cluster_ = nullptr;
 
 TEST_F(TableOpsIntegrationTest, CreateThroughTypedRpcPlacesShardsOnEveryNode) {
   v1::CreateTableRequest request;
-  request.set_sql("CREATE TABLE accounts (region TEXT, id INTEGER, balance REAL DEFAULT 0, "
-                  "PRIMARY KEY (region, id))");
+  request.set_sql(
+      "CREATE TABLE accounts (region TEXT, id INTEGER, balance REAL DEFAULT 0, "
+      "PRIMARY KEY (region, id))");
   request.set_num_shards(6);
   request.set_block_size(250);
   request.set_shard_key("id");
@@ -205,8 +206,8 @@ TEST_F(TableOpsIntegrationTest, CreateThroughSqlWithShardsHintAndIfNotExists) {
 }
 
 TEST_F(TableOpsIntegrationTest, CreateErrors) {
-  ExpectError(Execute("CREATE TABLE nokey (a INTEGER, b TEXT)"),
-              grpc::StatusCode::INVALID_ARGUMENT, "SQL_SYNTAX");
+  ExpectError(Execute("CREATE TABLE nokey (a INTEGER, b TEXT)"), grpc::StatusCode::INVALID_ARGUMENT,
+              "SQL_SYNTAX");
   ExpectError(Execute("CREATE TABLE hidden (id INTEGER PRIMARY KEY, _VirtualShard INTEGER)"),
               grpc::StatusCode::INVALID_ARGUMENT, "SQL_SYNTAX");
   ExpectError(Execute("CREATE TABLE broken (id INTEGER PRIMARY KEY,"),
@@ -284,9 +285,9 @@ TEST_F(TableOpsIntegrationTest, StatsCountEveryShardAndReportDeadNodes) {
   for (const auto& shard : described.shards()) {
     int node = NodeOfShard("counted", shard.shard_id());
     for (int r = 0; r <= shard.shard_id(); ++r) {
-      InsertDirect(node, absl::StrCat("INSERT INTO counted (id, v, _virtualShard) VALUES (",
-                                      shard.shard_id() * 100 + r, ", 'x', ", shard.shard_id(),
-                                      ")"));
+      InsertDirect(node,
+                   absl::StrCat("INSERT INTO counted (id, v, _virtualShard) VALUES (",
+                                shard.shard_id() * 100 + r, ", 'x', ", shard.shard_id(), ")"));
       ++expected_total;
     }
   }
@@ -366,8 +367,8 @@ TEST_F(TableOpsIntegrationTest, RenameMovesThePhysicalTablesOnEveryNode) {
   EXPECT_EQ(renamed.table().num_shards(), 3);
 
   ASSERT_TRUE(Execute("CREATE TABLE taken (id INTEGER PRIMARY KEY)").ok());
-  ExpectError(Execute("ALTER TABLE third_name RENAME TO TAKEN"),
-              grpc::StatusCode::ALREADY_EXISTS, "TABLE_ALREADY_EXISTS");
+  ExpectError(Execute("ALTER TABLE third_name RENAME TO TAKEN"), grpc::StatusCode::ALREADY_EXISTS,
+              "TABLE_ALREADY_EXISTS");
   ExpectError(Execute("ALTER TABLE ghost RENAME TO spirit"), grpc::StatusCode::NOT_FOUND,
               "TABLE_NOT_FOUND");
   rename.set_table("third_name");
@@ -384,8 +385,8 @@ TEST_F(TableOpsIntegrationTest, BlockSize) {
   v1::DescribeTableResponse described;
   ASSERT_TRUE(Call(&v1::TableOps::Stub::DescribeTable, describe, &described).ok());
   EXPECT_EQ(described.table().block_size(), 1000);
-  ExpectError(Execute("ALTER TABLE blocks MODIFY BLOCK_SIZE 0"),
-              grpc::StatusCode::INVALID_ARGUMENT, "INVALID_BLOCK_SIZE");
+  ExpectError(Execute("ALTER TABLE blocks MODIFY BLOCK_SIZE 0"), grpc::StatusCode::INVALID_ARGUMENT,
+              "INVALID_BLOCK_SIZE");
   ExpectError(Execute("ALTER TABLE blocks MODIFY BLOCK_SIZE 10001"),
               grpc::StatusCode::INVALID_ARGUMENT, "INVALID_BLOCK_SIZE");
   v1::SetBlockSizeRequest set;
@@ -396,8 +397,8 @@ TEST_F(TableOpsIntegrationTest, BlockSize) {
   EXPECT_EQ(response.table().block_size(), 10000);
   EXPECT_GE(response.table().updated_at_ms(), response.table().created_at_ms());
   set.set_table("nosuch");
-  ExpectError(Call(&v1::TableOps::Stub::SetBlockSize, set, &response),
-              grpc::StatusCode::NOT_FOUND, "TABLE_NOT_FOUND");
+  ExpectError(Call(&v1::TableOps::Stub::SetBlockSize, set, &response), grpc::StatusCode::NOT_FOUND,
+              "TABLE_NOT_FOUND");
 }
 
 TEST_F(TableOpsIntegrationTest, UnsupportedAlterationsSaySo) {
@@ -496,8 +497,8 @@ TEST_F(TableOpsIntegrationTest, ConductorKilledMidCreateRollsBackOnRestart) {
 }
 
 TEST_F(TableOpsIntegrationTest, TopologySurvivesConductorRestart) {
-  ASSERT_TRUE(Execute("CREATE TABLE durable (id INTEGER PRIMARY KEY, name TEXT) /* SHARDS=5 */")
-                  .ok());
+  ASSERT_TRUE(
+      Execute("CREATE TABLE durable (id INTEGER PRIMARY KEY, name TEXT) /* SHARDS=5 */").ok());
   ASSERT_TRUE(Execute("ALTER TABLE durable MODIFY BLOCK_SIZE 77").ok());
   v1::DescribeTableRequest describe;
   describe.set_table("durable");

@@ -137,9 +137,9 @@ absl::StatusOr<size_t> ParseTableName(const Tokens& t, size_t i, std::string* ta
   if (!IsNameToken(t[i])) return SyntaxError(t[i], "a table name");
   if (t.Op(i + 1, ".")) {
     if (!SameName(IdentifierValue(t[i]), "main")) {
-      return Error(absl::StatusCode::kInvalidArgument, reason::kSqlSyntax,
-                   absl::StrCat("schema ", IdentifierValue(t[i]),
-                                " does not exist; tables live in main"));
+      return Error(
+          absl::StatusCode::kInvalidArgument, reason::kSqlSyntax,
+          absl::StrCat("schema ", IdentifierValue(t[i]), " does not exist; tables live in main"));
     }
     i += 2;
     if (!IsNameToken(t[i])) return SyntaxError(t[i], "a table name");
@@ -291,8 +291,8 @@ void FindPins(const Tokens& t, size_t from, size_t to, const std::map<size_t, in
 }
 
 void FindAggregates(const Tokens& t, DmlStatement* out) {
-  static const char* kAggregates[] = {"count", "sum", "total", "min", "max", "avg",
-                                      "group_concat", "string_agg"};
+  static const char* kAggregates[] = {"count", "sum", "total",        "min",
+                                      "max",   "avg", "group_concat", "string_agg"};
   for (size_t i = 0; i + 1 < t.size(); ++i) {
     if (t.Keyword(i, "OVER") || t.Keyword(i, "WINDOW")) out->has_window = true;
     if (t[i].kind != TokenKind::kIdentifier || !t.Op(i + 1, "(")) continue;
@@ -344,8 +344,7 @@ absl::Status ParseReturning(const Tokens& t, size_t i, DmlStatement* out) {
   return absl::OkStatus();
 }
 
-absl::Status ParseSelect(const Tokens& t, const std::map<size_t, int>& params,
-                         DmlStatement* out) {
+absl::Status ParseSelect(const Tokens& t, const std::map<size_t, int>& params, DmlStatement* out) {
   size_t i = 1;
   if (t.Keyword(i, "DISTINCT")) {
     out->distinct = true;
@@ -364,11 +363,11 @@ absl::Status ParseSelect(const Tokens& t, const std::map<size_t, int>& params,
   if (t.Keyword(i, "FROM")) {
     size_t from_end = SkipToClauseEnd(t, i + 1);
     for (size_t j = i + 1; j < from_end; ++j) {
-      if (t.depth(j) == 0 &&
-          (t.Op(j, ",") || t.Keyword(j, "JOIN") || t.Keyword(j, "NATURAL") ||
-           t.Keyword(j, "CROSS"))) {
-        return Unsupported("a JOIN", "a query reads one table (JOINs across tables are not "
-                                     "supported yet)");
+      if (t.depth(j) == 0 && (t.Op(j, ",") || t.Keyword(j, "JOIN") || t.Keyword(j, "NATURAL") ||
+                              t.Keyword(j, "CROSS"))) {
+        return Unsupported("a JOIN",
+                           "a query reads one table (JOINs across tables are not "
+                           "supported yet)");
       }
       if (t.Op(j, "(")) {
         return Unsupported("a subquery or table-valued function in FROM",
@@ -424,7 +423,8 @@ absl::Status ParseSelect(const Tokens& t, const std::map<size_t, int>& params,
     size_t end = SkipToClauseEnd(t, i + 1);
     out->limit_clause = t.SpanOf(i, end);
     size_t split = i + 1;
-    while (split < end && !(t.depth(split) == 0 && (t.Keyword(split, "OFFSET") || t.Op(split, ","))))
+    while (split < end &&
+           !(t.depth(split) == 0 && (t.Keyword(split, "OFFSET") || t.Op(split, ","))))
       ++split;
     if (split == end) {
       out->limit = t.SpanOf(i + 1, end);
@@ -497,16 +497,16 @@ absl::Status ParseInsert(const Tokens& t, DmlStatement* out) {
   return absl::OkStatus();
 }
 
-absl::Status ParseWhereAndReturning(const Tokens& t, size_t i,
-                                    const std::map<size_t, int>& params, DmlStatement* out) {
+absl::Status ParseWhereAndReturning(const Tokens& t, size_t i, const std::map<size_t, int>& params,
+                                    DmlStatement* out) {
   if (t.Keyword(i, "FROM")) {
     return Unsupported("UPDATE … FROM", "an UPDATE changes one table by its own columns");
   }
   if (t.Keyword(i, "WHERE")) {
     size_t end = i + 1;
-    while (!t.End(end) && !(t.depth(end) == 0 && (t.Keyword(end, "RETURNING") ||
-                                                  t.Keyword(end, "ORDER") ||
-                                                  t.Keyword(end, "LIMIT")))) {
+    while (!t.End(end) &&
+           !(t.depth(end) == 0 &&
+             (t.Keyword(end, "RETURNING") || t.Keyword(end, "ORDER") || t.Keyword(end, "LIMIT")))) {
       ++end;
     }
     if (end == i + 1) return SyntaxError(t[end], "an expression after WHERE");
@@ -524,8 +524,7 @@ absl::Status ParseWhereAndReturning(const Tokens& t, size_t i,
   return absl::OkStatus();
 }
 
-absl::Status ParseUpdate(const Tokens& t, const std::map<size_t, int>& params,
-                         DmlStatement* out) {
+absl::Status ParseUpdate(const Tokens& t, const std::map<size_t, int>& params, DmlStatement* out) {
   size_t i = 1;
   if (t.Keyword(i, "OR")) i += 2;
   out->update_head = t.SpanOf(0, i);
@@ -537,10 +536,10 @@ absl::Status ParseUpdate(const Tokens& t, const std::map<size_t, int>& params,
   if (t.Keyword(i, "NOT") && t.Keyword(i + 1, "INDEXED")) i += 2;
   if (!t.Keyword(i, "SET")) return SyntaxError(t[i], "SET");
   size_t end = i + 1;
-  while (!t.End(end) && !(t.depth(end) == 0 &&
-                          (t.Keyword(end, "WHERE") || t.Keyword(end, "FROM") ||
-                           t.Keyword(end, "RETURNING") || t.Keyword(end, "ORDER") ||
-                           t.Keyword(end, "LIMIT")))) {
+  while (!t.End(end) &&
+         !(t.depth(end) == 0 &&
+           (t.Keyword(end, "WHERE") || t.Keyword(end, "FROM") || t.Keyword(end, "RETURNING") ||
+            t.Keyword(end, "ORDER") || t.Keyword(end, "LIMIT")))) {
     ++end;
   }
   out->set_clause = t.SpanOf(i + 1, end);
@@ -561,8 +560,7 @@ absl::Status ParseUpdate(const Tokens& t, const std::map<size_t, int>& params,
   return ParseWhereAndReturning(t, end, params, out);
 }
 
-absl::Status ParseDelete(const Tokens& t, const std::map<size_t, int>& params,
-                         DmlStatement* out) {
+absl::Status ParseDelete(const Tokens& t, const std::map<size_t, int>& params, DmlStatement* out) {
   if (!t.Keyword(1, "FROM")) return SyntaxError(t[1], "FROM");
   auto after = ParseTableName(t, 2, &out->table);
   if (!after.ok()) return after.status();
@@ -623,8 +621,9 @@ absl::StatusOr<DmlStatement> AnalyzeDml(absl::string_view sql) {
       out.identifiers.emplace_back(t.SpanOf(i, i + 1), std::move(value));
     }
     if (t.depth(i) > 0 && t.Keyword(i, "SELECT")) {
-      return Unsupported("a subquery", "a statement reads or changes one table, without "
-                                       "nested SELECTs");
+      return Unsupported("a subquery",
+                         "a statement reads or changes one table, without "
+                         "nested SELECTs");
     }
   }
 

@@ -42,31 +42,31 @@ struct ColumnPin {
 };
 
 struct SelectItem {
-  Span expression;          // without the alias
-  Span whole;               // expression and alias
-  std::string alias;        // "" when none
-  bool star = false;        // * or q.*
+  Span expression;             // without the alias
+  Span whole;                  // expression and alias
+  std::string alias;           // "" when none
+  bool star = false;           // * or q.*
   std::string star_qualifier;  // q of q.*
 };
 
 // A call of an aggregate function somewhere in the statement.
 struct AggregateCall {
-  std::string function;     // lower-cased: count, sum, total, min, max, avg, group_concat…
-  Span call;                // name through ")"
-  Span argument;            // inside the parentheses; empty for count(*)
-  bool star = false;        // count(*)
-  bool distinct = false;    // f(DISTINCT x)
-  bool filtered = false;    // FILTER (WHERE …) follows
-  bool windowed = false;    // OVER … follows: a window function, not an aggregate
+  std::string function;   // lower-cased: count, sum, total, min, max, avg, group_concat…
+  Span call;              // name through ")"
+  Span argument;          // inside the parentheses; empty for count(*)
+  bool star = false;      // count(*)
+  bool distinct = false;  // f(DISTINCT x)
+  bool filtered = false;  // FILTER (WHERE …) follows
+  bool windowed = false;  // OVER … follows: a window function, not an aggregate
 };
 
 struct DmlStatement {
   StatementKind kind = StatementKind::kSelect;
-  std::string sql;           // the statement text; every Span refers to it
-  size_t end_offset = 0;     // where the statement ends (before any ';')
-  std::string table;         // unquoted; "" for SELECT without FROM
-  std::string table_alias;   // FROM t AS a / INSERT INTO t AS a
-  int parameter_count = 0;   // highest parameter number (SQLite's numbering)
+  std::string sql;          // the statement text; every Span refers to it
+  size_t end_offset = 0;    // where the statement ends (before any ';')
+  std::string table;        // unquoted; "" for SELECT without FROM
+  std::string table_alias;  // FROM t AS a / INSERT INTO t AS a
+  int parameter_count = 0;  // highest parameter number (SQLite's numbering)
   // Every parameter token and its number, in text order.
   std::vector<std::pair<Span, int>> parameters;
   // Every bare or quoted identifier that is followed by neither "(" nor ".",
@@ -76,35 +76,35 @@ struct DmlStatement {
   // SELECT
   bool distinct = false;
   std::vector<SelectItem> items;
-  Span from;                 // the table reference after FROM (name and alias)
-  Span where;                // the expression after WHERE
-  Span where_clause;         // WHERE and its expression
-  Span group_by;             // terms after GROUP BY
-  Span having;               // expression after HAVING
+  Span from;          // the table reference after FROM (name and alias)
+  Span where;         // the expression after WHERE
+  Span where_clause;  // WHERE and its expression
+  Span group_by;      // terms after GROUP BY
+  Span having;        // expression after HAVING
   Span having_clause;
-  Span order_by;             // terms after ORDER BY
+  Span order_by;  // terms after ORDER BY
   std::vector<Span> order_terms;
-  Span limit_clause;         // LIMIT … [OFFSET …]
-  Span limit;                // the row-count expression
-  Span offset;               // the offset expression (either syntax)
+  Span limit_clause;  // LIMIT … [OFFSET …]
+  Span limit;         // the row-count expression
+  Span offset;        // the offset expression (either syntax)
   std::vector<AggregateCall> aggregates;
-  bool has_window = false;   // a window function or WINDOW clause
+  bool has_window = false;  // a window function or WINDOW clause
 
   // INSERT
-  Span insert_head;          // "INSERT [OR x]" / "REPLACE"
+  Span insert_head;                         // "INSERT [OR x]" / "REPLACE"
   std::vector<std::string> insert_columns;  // as written; empty = every column
   std::vector<Span> value_rows;             // each "( … )" of VALUES
-  Span insert_tail;          // upsert clause, up to RETURNING
+  Span insert_tail;                         // upsert clause, up to RETURNING
   bool default_values = false;
 
   // UPDATE
-  Span update_head;          // "UPDATE [OR x]"
-  Span set_clause;           // assignments after SET
+  Span update_head;  // "UPDATE [OR x]"
+  Span set_clause;   // assignments after SET
   std::vector<std::string> assigned_columns;
 
   // INSERT / UPDATE / DELETE
-  Span returning;            // the list after RETURNING
-  Span returning_clause;     // RETURNING and its list
+  Span returning;         // the list after RETURNING
+  Span returning_clause;  // RETURNING and its list
   std::vector<SelectItem> returning_items;
 
   std::vector<ColumnPin> pins;

@@ -53,8 +53,9 @@ TEST(DmlTest, LimitCommaFormPutsOffsetFirst) {
 }
 
 TEST(DmlTest, PinsFromEqualityAndIn) {
-  DmlStatement s = Analyze("SELECT * FROM t WHERE id = ? AND 'x' = t.name AND k IN (1, -2.5, "
-                           "x'00ff', NULL) AND v > 3 AND z BETWEEN 1 AND 2");
+  DmlStatement s = Analyze(
+      "SELECT * FROM t WHERE id = ? AND 'x' = t.name AND k IN (1, -2.5, "
+      "x'00ff', NULL) AND v > 3 AND z BETWEEN 1 AND 2");
   ASSERT_EQ(s.pins.size(), 3u);
   EXPECT_EQ(s.pins[0].column, "id");
   EXPECT_EQ(s.pins[0].values[0].kind, PinValue::Kind::kParameter);
@@ -78,8 +79,9 @@ TEST(DmlTest, DisjunctionsAndNegationsPinNothing) {
 }
 
 TEST(DmlTest, ParameterNumberingFollowsSqlite) {
-  DmlStatement s = Analyze("SELECT * FROM t WHERE a = ? AND b = ?5 AND c = ? AND d = :x AND "
-                           "e = :x AND f = ?");
+  DmlStatement s = Analyze(
+      "SELECT * FROM t WHERE a = ? AND b = ?5 AND c = ? AND d = :x AND "
+      "e = :x AND f = ?");
   std::vector<int> numbers;
   for (const auto& [span, n] : s.parameters) numbers.push_back(n);
   EXPECT_EQ(numbers, (std::vector<int>{1, 5, 6, 7, 7, 8}));

@@ -31,10 +31,9 @@ TestCluster::~TestCluster() {
 
 absl::Status TestCluster::StartNode(int i, const std::string& listen) {
   Node& node = nodes_[i];
-  auto process = Process::Start(
-      {BinaryPath("storage_node/storage_node"), "--listen=" + listen,
-       "--data_dir=" + node.data_dir, "--node_id=" + node_id(i)},
-      absl::StrCat(root_, "/", node_id(i), ".log"));
+  auto process = Process::Start({BinaryPath("storage_node/storage_node"), "--listen=" + listen,
+                                 "--data_dir=" + node.data_dir, "--node_id=" + node_id(i)},
+                                absl::StrCat(root_, "/", node_id(i), ".log"));
   if (!process.ok()) return process.status();
   auto address = (*process)->WaitForListening(absl::Seconds(30));
   if (!address.ok()) return address.status();
@@ -46,10 +45,9 @@ absl::Status TestCluster::StartNode(int i, const std::string& listen) {
 absl::Status TestCluster::StartConductor(const std::string& listen) {
   std::vector<std::string> addresses;
   for (const Node& node : nodes_) addresses.push_back(node.address);
-  std::vector<std::string> argv = {BinaryPath("conductor/conductor"), "--listen=" + listen,
-                                   "--data_dir=" + conductor_dir_,
-                                   "--storage_nodes=" + absl::StrJoin(addresses, ","),
-                                   "--storage_timeout_ms=5000"};
+  std::vector<std::string> argv = {
+      BinaryPath("conductor/conductor"), "--listen=" + listen, "--data_dir=" + conductor_dir_,
+      "--storage_nodes=" + absl::StrJoin(addresses, ","), "--storage_timeout_ms=5000"};
   for (const auto& flag : options_.extra_conductor_flags) argv.push_back(flag);
   auto process = Process::Start(argv, root_ + "/conductor.log");
   if (!process.ok()) return process.status();

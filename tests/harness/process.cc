@@ -135,8 +135,8 @@ std::string BinaryPath(const std::string& workspace_relative) {
 std::string MakeTempDir(const std::string& prefix) {
   static std::atomic<int> counter{0};
   const char* base = getenv("TEST_TMPDIR");
-  std::string dir = absl::StrCat(base != nullptr ? base : "/tmp", "/", prefix, "-", getpid(), "-",
-                                 counter++);
+  std::string dir =
+      absl::StrCat(base != nullptr ? base : "/tmp", "/", prefix, "-", getpid(), "-", counter++);
   mkdir(dir.c_str(), 0755);
   return dir;
 }

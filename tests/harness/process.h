@@ -19,7 +19,7 @@ class Process {
  public:
   // Starts `argv[0]` with `argv`; stderr goes to `log_path`.
   static absl::StatusOr<std::unique_ptr<Process>> Start(const std::vector<std::string>& argv,
-                                                       const std::string& log_path);
+                                                        const std::string& log_path);
   // SIGKILLs a still-running child.
   ~Process();
 
