@@ -43,6 +43,9 @@ absl::Status ServeUntilSignal(const ServerConfig& config) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
+  // Without this, gRPC binds with SO_REUSEPORT and a second process on a
+  // port already served would share it silently instead of failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(config.max_receive_bytes);
   builder.SetMaxSendMessageSize(256 << 20);
   for (grpc::Service* service : config.services) builder.RegisterService(service);

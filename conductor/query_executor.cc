@@ -14,18 +14,33 @@ namespace {
 
 using storage::v1::StatementResult;
 
-// Storage nodes number statements of a batch in errors ("statement 3: …");
-// the user sent one statement, so the number means nothing to them.
+// A node's error as the user should read it: storage nodes number the
+// statements of a batch ("statement 3: …"), which mean nothing to a user who
+// sent one statement, and SQLite names the hidden _virtualShard column in
+// constraint messages ("UNIQUE constraint failed: t._virtualShard, t.email").
 absl::Status UserFacing(const absl::Status& status) {
-  absl::string_view message = status.message();
-  if (!absl::StartsWith(message, "statement ")) return status;
+  std::string message(status.message());
   size_t colon = message.find(": ");
   int number = 0;
-  if (colon == absl::string_view::npos ||
-      !absl::SimpleAtoi(message.substr(10, colon - 10), &number)) {
-    return status;
+  if (absl::StartsWith(message, "statement ") && colon != std::string::npos &&
+      absl::SimpleAtoi(absl::string_view(message).substr(10, colon - 10), &number)) {
+    message = message.substr(colon + 2);
   }
-  absl::Status out(status.code(), message.substr(colon + 2));
+  for (size_t at = message.find("_virtualShard"); at != std::string::npos;
+       at = message.find("_virtualShard")) {
+    // Remove "<qualifier>._virtualShard, " (or a trailing ", …_virtualShard").
+    size_t begin = at;
+    while (begin > 0 && message[begin - 1] != ' ' && message[begin - 1] != '(') --begin;
+    size_t end = at + std::string("_virtualShard").size();
+    if (message.compare(end, 2, ", ") == 0) {
+      end += 2;
+    } else if (begin >= 2 && message.compare(begin - 2, 2, ", ") == 0) {
+      begin -= 2;
+    }
+    message.erase(begin, end - begin);
+  }
+  if (message == status.message()) return status;
+  absl::Status out(status.code(), message);
   status.ForEachPayload(
       [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
   return out;

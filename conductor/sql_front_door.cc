@@ -131,12 +131,13 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteReque
   const sql::ParsedStatement& stmt = *parsed;
   bool takes_params =
       stmt.kind == sql::StatementKind::kSelect || stmt.kind == sql::StatementKind::kInsert ||
-      stmt.kind == sql::StatementKind::kUpdate || stmt.kind == sql::StatementKind::kDelete;
+      stmt.kind == sql::StatementKind::kUpdate || stmt.kind == sql::StatementKind::kDelete ||
+      stmt.kind == sql::StatementKind::kExplain;
   if (!takes_params && request.params_size() > 0) {
     return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
                  absl::StrCat(sql::StatementKindName(stmt.kind),
-                              " takes no parameters; only SELECT, INSERT, UPDATE and DELETE "
-                              "bind ? placeholders"));
+                              " takes no parameters; only SELECT, INSERT, UPDATE, DELETE (and "
+                              "EXPLAIN of them) bind ? placeholders"));
   }
 
   v1::ExecuteResponse response;

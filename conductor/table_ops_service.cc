@@ -1,5 +1,6 @@
 #include "conductor/table_ops_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/errors.h"
 
 namespace conductor {
@@ -19,7 +20,40 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
   return grpc::Status::OK;
 }
 
+grpc::Status NotYet(const char* what) {
+  return ToGrpcStatus(Error(absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,
+                            absl::StrCat(what, " is not available in this version of Conductor "
+                                               "yet (see README.md, Roadmap)")));
+}
+
 }  // namespace
+
+grpc::Status TableOpsService::ReshardTable(grpc::ServerContext*, const v1::ReshardTableRequest*,
+                                           v1::ReshardTableResponse*) {
+  return NotYet("ReshardTable (online resharding)");
+}
+
+grpc::Status TableOpsService::GetReshardStatus(grpc::ServerContext*,
+                                               const v1::GetReshardStatusRequest*,
+                                               v1::ReshardStatus*) {
+  return NotYet("GetReshardStatus (online resharding)");
+}
+
+grpc::Status TableOpsService::WatchReshard(grpc::ServerContext*,
+                                           const v1::GetReshardStatusRequest*,
+                                           grpc::ServerWriter<v1::ReshardStatus>*) {
+  return NotYet("WatchReshard (online resharding)");
+}
+
+grpc::Status TableOpsService::CreateIndex(grpc::ServerContext*, const v1::CreateIndexRequest*,
+                                          v1::CreateIndexResponse*) {
+  return NotYet("CreateIndex (virtual indexes)");
+}
+
+grpc::Status TableOpsService::DropIndex(grpc::ServerContext*, const v1::DropIndexRequest*,
+                                        v1::DropIndexResponse*) {
+  return NotYet("DropIndex (virtual indexes)");
+}
 
 grpc::Status TableOpsService::Execute(grpc::ServerContext* context,
                                       const v1::ExecuteRequest* request,

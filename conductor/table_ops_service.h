@@ -33,6 +33,21 @@ class TableOpsService final : public v1::TableOps::Service {
   grpc::Status ListIndexes(grpc::ServerContext* context, const v1::ListIndexesRequest* request,
                            v1::ListIndexesResponse* response) override;
 
+  // Not available yet; they answer UNIMPLEMENTED with an ErrorInfo like every
+  // other failure (gRPC's default answer carries none).
+  grpc::Status ReshardTable(grpc::ServerContext* context, const v1::ReshardTableRequest* request,
+                            v1::ReshardTableResponse* response) override;
+  grpc::Status GetReshardStatus(grpc::ServerContext* context,
+                                const v1::GetReshardStatusRequest* request,
+                                v1::ReshardStatus* response) override;
+  grpc::Status WatchReshard(grpc::ServerContext* context,
+                            const v1::GetReshardStatusRequest* request,
+                            grpc::ServerWriter<v1::ReshardStatus>* writer) override;
+  grpc::Status CreateIndex(grpc::ServerContext* context, const v1::CreateIndexRequest* request,
+                           v1::CreateIndexResponse* response) override;
+  grpc::Status DropIndex(grpc::ServerContext* context, const v1::DropIndexRequest* request,
+                         v1::DropIndexResponse* response) override;
+
  private:
   TableOperations* tables_;
   SqlFrontDoor* sql_;

@@ -27,12 +27,6 @@ ABSL_FLAG(std::string, node_id, "", "this node's id (required): letters, digits,
 ABSL_FLAG(std::string, synchronous, "full", "SQLite synchronous mode: full or normal");
 ABSL_FLAG(int, reader_connections, 8, "connections serving read_only batches concurrently");
 
-// Abseil prints a malformed command line's error, calls this hook, then exits
-// with status 1; this binary reports flag errors with status 2.
-extern "C" void ABSL_INTERNAL_C_SYMBOL(AbslInternalReportFatalUsageError)(absl::string_view) {
-  std::_Exit(2);
-}
-
 namespace {
 
 constexpr int kExitFlags = 2;

@@ -33,6 +33,8 @@ TEST(ConductorBinaryTest, BadFlagsExitTwoWithAMessage) {
   EXPECT_NE(log.find("--data_dir"), std::string::npos) << log;
   EXPECT_EQ(ExitCodeOf({conductor, "--listen=127.0.0.1:0", "--data_dir=" + dir}, &log), 2);
   EXPECT_NE(log.find("--storage_nodes"), std::string::npos) << log;
+  EXPECT_EQ(ExitCodeOf({conductor, "--no_such_flag=1"}, &log), 2) << log;
+  EXPECT_EQ(ExitCodeOf({conductor, "--storage_timeout_ms=soon"}, &log), 2) << log;
   EXPECT_EQ(ExitCodeOf({conductor, "--listen=nonsense", "--data_dir=" + dir,
                         "--storage_nodes=127.0.0.1:1"},
                        &log),
@@ -93,6 +95,23 @@ TEST(ClusterBinariesTest, SigtermIsACleanExit) {
   auto node_code = (*cluster)->node_process(0)->Stop(absl::Seconds(10));
   ASSERT_TRUE(node_code.ok());
   EXPECT_EQ(*node_code, 0);
+}
+
+TEST(StorageNodeBinaryTest, APortAlreadyServedIsRefused) {
+  const std::string node = BinaryPath("storage_node/storage_node");
+  auto first = Process::Start({node, "--listen=127.0.0.1:0", "--data_dir=" + MakeTempDir("n1"),
+                               "--node_id=n1"},
+                              MakeTempDir("n1log") + "/log");
+  ASSERT_TRUE(first.ok());
+  auto address = (*first)->WaitForListening(absl::Seconds(30));
+  ASSERT_TRUE(address.ok());
+  std::string log;
+  EXPECT_EQ(ExitCodeOf({node, "--listen=" + *address, "--data_dir=" + MakeTempDir("n2"),
+                        "--node_id=n2"},
+                       &log),
+            1)
+      << "a second server on a served port must fail, not share it (SO_REUSEPORT)";
+  EXPECT_EQ(*(*first)->Stop(absl::Seconds(10)), 0);
 }
 
 TEST(QueueWorkerBinaryTest, BadFlagsExitTwo) {

@@ -146,8 +146,10 @@ TEST_F(DataPathTest, RowsLandOnTheirShardAndEveryQueryShapeWorks) {
 
 TEST_F(DataPathTest, UpsertAndReplace) {
   ASSERT_TRUE(Run("INSERT INTO users (id, name) VALUES (1000, 'a')").ok());
-  ExpectError(Run("INSERT INTO users (id, name) VALUES (1000, 'b')"),
-              grpc::StatusCode::ALREADY_EXISTS, "UNIQUE_VIOLATION");
+  grpc::Status duplicate = Run("INSERT INTO users (id, name) VALUES (1000, 'b')");
+  ExpectError(duplicate, grpc::StatusCode::ALREADY_EXISTS, "UNIQUE_VIOLATION");
+  EXPECT_EQ(duplicate.error_message(), "UNIQUE constraint failed: users.id")
+      << "the hidden column stays hidden in messages too";
   grpc::Status upsert =
       Run("INSERT INTO users (id, name) VALUES (1000, 'b') ON CONFLICT (id) DO UPDATE SET name = "
           "excluded.name || ?",
@@ -164,6 +166,9 @@ TEST_F(DataPathTest, ExplainShowsTheRoute) {
   ASSERT_EQ(point.rows_size(), 1);
   EXPECT_EQ(point.rows(0).values(0).text(), "shard_key");
   EXPECT_NE(point.rows(0).values(3).text().find("_virtualShard = ?"), std::string::npos);
+  v1::ResultSet with_param = Query("EXPLAIN SELECT name FROM users WHERE id = ?", {IntegerValue(5)});
+  ASSERT_EQ(with_param.rows_size(), 1);
+  EXPECT_EQ(with_param.rows(0).values(1).integer(), point.rows(0).values(1).integer());
   v1::ResultSet scatter = Query("EXPLAIN SELECT * FROM users WHERE name = 'x'");
   ASSERT_EQ(scatter.rows_size(), 6);
   std::set<int64_t> shards;

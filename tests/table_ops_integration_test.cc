@@ -529,6 +529,19 @@ TEST_F(TableOpsIntegrationTest, LaterCapabilitiesAnswerUnimplemented) {
   ASSERT_NE(Set(indexes, "INDEXES"), nullptr);
   EXPECT_EQ(Set(indexes, "INDEXES")->rows_size(), 0);
   ExpectError(Execute("SHOW INDEXES FROM ghost"), grpc::StatusCode::NOT_FOUND, "TABLE_NOT_FOUND");
+  v1::ReshardTableRequest reshard;
+  reshard.set_table("later");
+  reshard.set_new_shard_count(2);
+  v1::ReshardTableResponse resharded;
+  ExpectError(Call(&v1::TableOps::Stub::ReshardTable, reshard, &resharded),
+              grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_STATEMENT");
+  v1::CreateIndexRequest index;
+  index.set_name("i");
+  index.set_table("later");
+  index.add_columns("id");
+  v1::CreateIndexResponse indexed;
+  ExpectError(Call(&v1::TableOps::Stub::CreateIndex, index, &indexed),
+              grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_STATEMENT");
 }
 
 TEST_F(TableOpsIntegrationTest, DeadlineIsHonoured) {

@@ -115,7 +115,8 @@ struct DmlStatement {
 };
 
 // Analyses one data statement. Errors: INVALID_ARGUMENT / SQL_SYNTAX for
-// malformed text and for references to the hidden _virtualShard column;
+// malformed text; INVALID_ARGUMENT / SQL_ERROR ("no such column") for any
+// reference to the hidden _virtualShard column;
 // UNIMPLEMENTED / UNSUPPORTED_STATEMENT naming the construct for what the
 // cluster cannot run correctly: JOINs and comma joins, subqueries, compound
 // SELECTs (UNION, INTERSECT, EXCEPT), WITH, INSERT … SELECT, UPDATE … FROM.
