@@ -57,15 +57,26 @@ absl::Status ValidateBootstrapOptions(const BootstrapOptions& options) {
   if (options.storage_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--storage_timeout_ms must be positive");
   }
+  if (options.job_lease < absl::Seconds(1) || options.job_lease > absl::Hours(1)) {
+    return absl::InvalidArgumentError("--job_lease_s must be within 1..3600");
+  }
+  if (options.job_max_attempts < 1) {
+    return absl::InvalidArgumentError("--job_max_attempts must be at least 1");
+  }
   return absl::OkStatus();
 }
 
-Conductor::Conductor(std::unique_ptr<TopologyStore> store, TableOperationsOptions options)
+Conductor::Conductor(std::unique_ptr<TopologyStore> store, TableOperationsOptions options,
+                     JobQueueOptions job_options)
     : store_(std::move(store)),
+      job_queue_(store_.get(), std::move(job_options)),
       tables_(store_.get(), &storage_, options),
       executor_(&storage_, options.storage_timeout),
       sql_(&tables_, store_.get(), &executor_),
-      table_ops_service_(&tables_, &sql_) {}
+      table_ops_service_(&tables_, &sql_),
+      job_queue_service_(&job_queue_) {}
+
+void Conductor::Shutdown() { job_queue_.Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptions& options) {
   if (auto s = EnsureDirectory(options.data_dir); !s.ok()) return s;
@@ -73,7 +84,11 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
   if (!store.ok()) return store.status();
   TableOperationsOptions table_options;
   table_options.storage_timeout = options.storage_timeout;
-  std::unique_ptr<Conductor> conductor(new Conductor(std::move(*store), table_options));
+  JobQueueOptions job_options;
+  job_options.lease_ms = absl::ToInt64Milliseconds(options.job_lease);
+  job_options.max_attempts = options.job_max_attempts;
+  std::unique_ptr<Conductor> conductor(
+      new Conductor(std::move(*store), table_options, std::move(job_options)));
 
   // Register the storage nodes the topology does not know yet.
   for (const std::string& address : options.storage_nodes) {
@@ -102,6 +117,7 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
     LogInfo("registered storage node %s at %s", *node_id, address);
   }
   conductor->tables_.StartBackgroundReconciler();
+  conductor->job_queue_.StartReaper();
   return conductor;
 }
 

@@ -1,5 +1,6 @@
 // Builds the conductor's object graph: data directory, topology store,
-// storage-node registration, table operations and the gRPC services.
+// storage-node registration, table operations, the job queue and the gRPC
+// services (TableOps and the internal JobQueueService, on the same port).
 #ifndef CONDUCTOR_CONDUCTOR_BOOTSTRAP_H_
 #define CONDUCTOR_CONDUCTOR_BOOTSTRAP_H_
 
@@ -9,6 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "conductor/job_queue.h"
+#include "conductor/job_queue_service.h"
 #include "conductor/query_executor.h"
 #include "conductor/sql_front_door.h"
 #include "conductor/storage_client.h"
@@ -25,6 +28,9 @@ struct BootstrapOptions {
   std::vector<std::string> storage_nodes;  // HOST:PORT each
   absl::Duration storage_timeout = absl::Seconds(10);
   absl::Duration storage_wait = absl::Seconds(60);
+  // Job queue (docs/job-queue.md): lease length and attempts per job.
+  absl::Duration job_lease = absl::Seconds(30);
+  int job_max_attempts = 5;
 };
 
 // Flag-level checks: addresses well formed, data_dir given, no duplicates.
@@ -38,17 +44,28 @@ class Conductor {
   // conductor restarts even while a node is down.
   static absl::StatusOr<std::unique_ptr<Conductor>> Start(const BootstrapOptions& options);
 
-  std::vector<grpc::Service*> services() { return {&table_ops_service_}; }
+  std::vector<grpc::Service*> services() { return {&table_ops_service_, &job_queue_service_}; }
+
+  // The durable job queue, for the operations that enqueue jobs and
+  // register OnFinished hooks.
+  JobQueue* job_queue() { return &job_queue_; }
+
+  // Called at SIGTERM, before the server shuts down: wakes every long-polling
+  // Lease so the server is not held up by them. Idempotent.
+  void Shutdown();
 
  private:
-  explicit Conductor(std::unique_ptr<TopologyStore> store, TableOperationsOptions options);
+  Conductor(std::unique_ptr<TopologyStore> store, TableOperationsOptions options,
+            JobQueueOptions job_options);
 
   std::unique_ptr<TopologyStore> store_;
+  JobQueue job_queue_;
   GrpcStorageClient storage_;
   TableOperations tables_;
   QueryExecutor executor_;
   SqlFrontDoor sql_;
   TableOpsService table_ops_service_;
+  JobQueueService job_queue_service_;
 };
 
 }  // namespace conductor

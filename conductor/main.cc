@@ -22,6 +22,9 @@ ABSL_FLAG(std::vector<std::string>, storage_nodes, {},
 ABSL_FLAG(int, storage_timeout_ms, 10000, "upper bound on one round of storage-node calls");
 ABSL_FLAG(int, storage_wait_s, 60,
           "at first start, how long to wait for a storage node that has never answered");
+ABSL_FLAG(int, job_lease_s, 30,
+          "how long a worker's job lease (and each heartbeat's extension) lasts, 1..3600");
+ABSL_FLAG(int, job_max_attempts, 5, "attempts per job before it (and its operation) fails");
 
 int main(int argc, char** argv) {
   conductor::BlockTerminationSignals();
@@ -36,6 +39,8 @@ int main(int argc, char** argv) {
   options.storage_nodes = absl::GetFlag(FLAGS_storage_nodes);
   options.storage_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_storage_timeout_ms));
   options.storage_wait = absl::Seconds(absl::GetFlag(FLAGS_storage_wait_s));
+  options.job_lease = absl::Seconds(absl::GetFlag(FLAGS_job_lease_s));
+  options.job_max_attempts = absl::GetFlag(FLAGS_job_max_attempts);
   if (auto s = conductor::ValidateBootstrapOptions(options); !s.ok()) {
     fprintf(stderr, "conductor: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -48,6 +53,7 @@ int main(int argc, char** argv) {
   conductor::ServerConfig server;
   server.listen = options.listen;
   server.services = (*conductor)->services();
+  server.on_shutdown = [&conductor] { (*conductor)->Shutdown(); };
   if (auto s = conductor::ServeUntilSignal(server); !s.ok()) {
     fprintf(stderr, "conductor: %s\n", std::string(s.message()).c_str());
     return 1;

@@ -62,6 +62,42 @@ CREATE TABLE IF NOT EXISTS table_shards (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('topology_version', 0);
 )sql";
 
+// Version 2: the durable job queue (docs/job-queue.md). Times are ms since
+// the epoch; lease_owner/lease_expires_at_ms describe the current attempt
+// while state is 'leased'; progress is the last heartbeat's.
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  job_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  state TEXT NOT NULL
+    CHECK (state IN ('queued', 'leased', 'done', 'failed', 'cancelled')),
+  attempt INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+  lease_owner TEXT NOT NULL DEFAULT '',
+  lease_expires_at_ms INTEGER NOT NULL DEFAULT 0,
+  not_before_ms INTEGER NOT NULL DEFAULT 0,
+  progress BLOB NOT NULL DEFAULT x'',
+  result BLOB NOT NULL DEFAULT x'',
+  error TEXT NOT NULL DEFAULT '',
+  operation TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, not_before_ms);
+CREATE INDEX IF NOT EXISTS jobs_by_operation ON jobs (operation);
+)sql";
+
+// Each step upgrades a file of version to_version - 1; Migrate() applies every
+// step above the file's version, in order, in one transaction.
+struct MigrationStep {
+  int to_version;
+  const char* sql;
+};
+constexpr MigrationStep kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}};
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == TopologyStore::kSchemaVersion,
+              "one migration step per schema version");
+
 absl::Status Check(const absl::Status& s, const char* what) {
   return s.ok() ? s : Annotate(s, absl::StrCat("topology store: ", what));
 }
@@ -88,26 +124,34 @@ absl::StatusOr<std::unique_ptr<TopologyStore>> TopologyStore::Open(const std::st
 }
 
 absl::Status TopologyStore::Migrate() {
-  auto version_stmt = db_->Prepare("PRAGMA user_version");
-  if (!version_stmt.ok()) return version_stmt.status();
-  auto row = version_stmt->Step();
-  if (!row.ok()) return row.status();
-  int64_t version = version_stmt->ColumnInt64(0);
-  if (version > kSchemaVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the topology store has schema version ", version,
-                     ", newer than this conductor understands (", kSchemaVersion,
-                     "); run a newer conductor"));
-  }
-  if (version == kSchemaVersion) return absl::OkStatus();
-  if (auto s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  absl::Status s = db_->Exec(kSchemaV1);
-  if (s.ok()) s = db_->Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion));
+  // Read and upgrade the version in one write transaction, so two processes
+  // opening the same old file cannot both migrate it.
+  if (auto s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return Check(s, "begin migration");
+  absl::Status s = [&]() -> absl::Status {
+    auto version_stmt = db_->Prepare("PRAGMA user_version");
+    if (!version_stmt.ok()) return version_stmt.status();
+    auto row = version_stmt->Step();
+    if (!row.ok()) return row.status();
+    const int64_t version = version_stmt->ColumnInt64(0);
+    if (version > kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the topology store has schema version ", version,
+          ", newer than this conductor understands (", kSchemaVersion, "); run a newer conductor"));
+    }
+    for (const MigrationStep& step : kMigrations) {
+      if (step.to_version <= version) continue;
+      if (auto e = db_->Exec(step.sql); !e.ok()) {
+        return Annotate(e, absl::StrCat("to version ", step.to_version));
+      }
+    }
+    if (version == kSchemaVersion) return absl::OkStatus();
+    return db_->Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion));
+  }();
   if (!s.ok()) {
     db_->Exec("ROLLBACK").IgnoreError();
     return Check(s, "migrating the schema");
   }
-  return db_->Exec("COMMIT");
+  return Check(db_->Exec("COMMIT"), "committing the migration");
 }
 
 std::shared_ptr<const Snapshot> TopologyStore::snapshot() const {
@@ -235,11 +279,11 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> TopologyStore::Load() {
   return std::shared_ptr<const Snapshot>(std::move(snapshot));
 }
 
-absl::Status TopologyStore::Mutate(const std::function<absl::Status(Database&)>& body) {
-  std::lock_guard<std::mutex> lock(write_mu_);
+absl::Status TopologyStore::RunTransaction(const std::function<absl::Status(Database&)>& body,
+                                           bool bump_version) {
   if (auto s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return Check(s, "begin");
   absl::Status s = body(*db_);
-  if (s.ok()) {
+  if (s.ok() && bump_version) {
     s = Check(db_->Exec("UPDATE meta SET value = value + 1 WHERE key = 'topology_version'"),
               "bumping the version");
   }
@@ -251,11 +295,22 @@ absl::Status TopologyStore::Mutate(const std::function<absl::Status(Database&)>&
     db_->Exec("ROLLBACK").IgnoreError();
     return Check(c, "commit");
   }
+  return absl::OkStatus();
+}
+
+absl::Status TopologyStore::Mutate(const std::function<absl::Status(Database&)>& body) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (auto s = RunTransaction(body, /*bump_version=*/true); !s.ok()) return s;
   auto snapshot = Load();
   if (!snapshot.ok()) return Check(snapshot.status(), "reloading");
   std::lock_guard<std::mutex> snapshot_lock(snapshot_mu_);
   snapshot_ = std::move(*snapshot);
   return absl::OkStatus();
+}
+
+absl::Status TopologyStore::Transact(const std::function<absl::Status(Database&)>& body) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return RunTransaction(body, /*bump_version=*/false);
 }
 
 absl::Status TopologyStore::UpsertNode(const NodeMeta& node) {

@@ -1,9 +1,14 @@
 // TopologyStore: the single source of truth for the cluster layout, kept in
 // one SQLite file (WAL, synchronous=FULL) on the conductor.
 //
-// Every change is one SQLite transaction; after it commits, the store bumps
-// the topology version and publishes a fresh immutable Snapshot. Readers take
-// snapshot() without locks held for long; writers are serialised.
+// Every topology change is one SQLite transaction; after it commits, the
+// store bumps the topology version and publishes a fresh immutable Snapshot.
+// Readers take snapshot() without locks held for long; writers are serialised.
+//
+// The same file holds non-topology state that changes often (the job queue's
+// `jobs` table): Transact() changes it in a transaction that neither bumps
+// the version nor rebuilds the snapshot, and Mutate() lets a caller change
+// topology and such state together, atomically.
 #ifndef CONDUCTOR_CONDUCTOR_TOPOLOGY_STORE_H_
 #define CONDUCTOR_CONDUCTOR_TOPOLOGY_STORE_H_
 
@@ -22,7 +27,8 @@ namespace conductor {
 class TopologyStore {
  public:
   // The schema version this code writes; older files are migrated on open.
-  static constexpr int kSchemaVersion = 1;
+  // History: 1 = topology tables; 2 = + `jobs` (docs/job-queue.md).
+  static constexpr int kSchemaVersion = 2;
 
   // Opens or creates the store at `path` (":memory:" for tests). Fails with
   // FAILED_PRECONDITION when the file was written by a newer version.
@@ -51,18 +57,35 @@ class TopologyStore {
   // Removes a table record and everything that hangs off it.
   absl::Status DeleteTable(int64_t table_id);
 
+  // Runs `body` in one IMMEDIATE transaction on the store's connection, bumps
+  // the topology version, commits and republishes the snapshot. Rolls back
+  // (and returns body's error) when `body` fails. Use it for any change that
+  // touches topology tables, including one that also writes other state
+  // (e.g. a table operation that enqueues its job: JobQueue::EnqueueIn).
+  // `body` must not call back into this store (the connection lock is held).
+  absl::Status Mutate(const std::function<absl::Status(Database&)>& body);
+
+  // Runs `body` in one IMMEDIATE transaction on the store's connection and
+  // commits; rolls back (and returns body's error) when `body` fails. Does
+  // NOT bump the topology version or reload the snapshot: for state that is
+  // not topology (jobs) and for consistent reads. `body` must not touch
+  // topology tables (the snapshot would go stale) and must not call back
+  // into this store.
+  absl::Status Transact(const std::function<absl::Status(Database&)>& body);
+
   // Milliseconds since the epoch, the clock used for created/updated stamps.
   static int64_t NowMs();
 
  private:
   explicit TopologyStore(std::unique_ptr<Database> db) : db_(std::move(db)) {}
   absl::Status Migrate();
-  // Runs `body` in one IMMEDIATE transaction, bumps the version, commits and
-  // republishes the snapshot. Rolls back when `body` fails.
-  absl::Status Mutate(const std::function<absl::Status(Database&)>& body);
+  // BEGIN IMMEDIATE, `body`, then (when ok and `bump_version`) the version
+  // bump, COMMIT; rolls back on any error. REQUIRES: write_mu_ held.
+  absl::Status RunTransaction(const std::function<absl::Status(Database&)>& body,
+                              bool bump_version);
   absl::StatusOr<std::shared_ptr<const Snapshot>> Load();
 
-  std::mutex write_mu_;  // serialises Mutate(); guards db_
+  std::mutex write_mu_;  // serialises Mutate() and Transact(); guards db_
   std::unique_ptr<Database> db_;
   mutable std::mutex snapshot_mu_;
   std::shared_ptr<const Snapshot> snapshot_;  // GUARDED_BY(snapshot_mu_)

@@ -1,10 +1,13 @@
-// queue_worker: runs background jobs (IndexBuildJob, ReshardTableJob) leased
-// from the conductor. Stateless; any number may run.
+// queue_worker: runs background jobs leased from the conductor's job queue
+// (docs/job-queue.md). Stateless; any number may run. On SIGTERM it stops
+// leasing and hands its running jobs back before exiting.
 //
-//   queue_worker --conductor=HOST:PORT [--listen=HOST:PORT]
+//   queue_worker --conductor=HOST:PORT [--listen=HOST:PORT] [--concurrency=N]
 //
-// This version connects to the conductor and serves health and reflection;
-// job leasing arrives with the job queue (docs/roadmap.md).
+// No job kinds are registered yet (IndexBuildJob and ReshardTableJob plug in
+// here with JobRunner::Register); until then it long-polls for nothing.
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -14,40 +17,56 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/server.h"
+#include "queue_worker/job_runner.h"
 
 ABSL_FLAG(std::string, conductor, "", "HOST:PORT of the conductor (required)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "HOST:PORT for this worker's health and reflection service; port 0 picks one");
 ABSL_FLAG(int, concurrency, 2, "jobs run at once");
+ABSL_FLAG(std::string, worker_id, "", "names this worker in leases and logs; default HOST-PID");
+
+namespace {
+
+std::string DefaultWorkerId() {
+  char host[256] = "worker";
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, "-", getpid());
+}
+
+int Fail(const std::string& message, int code) {
+  fprintf(stderr, "queue_worker: %s\n", message.c_str());
+  return code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   conductor::BlockTerminationSignals();
-  absl::SetProgramUsageMessage("queue_worker --conductor=HOST:PORT [--listen=HOST:PORT]");
+  absl::SetProgramUsageMessage(
+      "queue_worker --conductor=HOST:PORT [--listen=HOST:PORT] [--concurrency=N]");
   absl::ParseCommandLine(argc, argv);
   conductor::SetLogTag("queue_worker");
-  const std::string conductor_address = absl::GetFlag(FLAGS_conductor);
-  if (conductor_address.empty()) {
-    fprintf(stderr, "queue_worker: --conductor=HOST:PORT is required\n");
-    return 2;
-  }
-  if (auto s = conductor::ValidateListenAddress(conductor_address); !s.ok()) {
-    fprintf(stderr, "queue_worker: --conductor: %s\n", std::string(s.message()).c_str());
-    return 2;
+  conductor::JobRunnerOptions options;
+  options.conductor = absl::GetFlag(FLAGS_conductor);
+  options.concurrency = absl::GetFlag(FLAGS_concurrency);
+  options.worker_id = absl::GetFlag(FLAGS_worker_id);
+  if (options.worker_id.empty()) options.worker_id = DefaultWorkerId();
+  if (options.conductor.empty()) return Fail("--conductor=HOST:PORT is required", 2);
+  if (auto s = conductor::ValidateListenAddress(options.conductor); !s.ok()) {
+    return Fail(absl::StrCat("--conductor: ", s.message()), 2);
   }
   if (auto s = conductor::ValidateListenAddress(absl::GetFlag(FLAGS_listen)); !s.ok()) {
-    fprintf(stderr, "queue_worker: --listen: %s\n", std::string(s.message()).c_str());
-    return 2;
+    return Fail(absl::StrCat("--listen: ", s.message()), 2);
   }
-  if (absl::GetFlag(FLAGS_concurrency) < 1) {
-    fprintf(stderr, "queue_worker: --concurrency must be at least 1\n");
-    return 2;
-  }
-  conductor::LogInfo("working for conductor %s", conductor_address);
+  if (options.concurrency < 1) return Fail("--concurrency must be at least 1", 2);
+
+  conductor::JobRunner runner(options);
+  if (auto s = runner.Start(); !s.ok()) return Fail(std::string(s.message()), 2);
   conductor::ServerConfig server;
   server.listen = absl::GetFlag(FLAGS_listen);
+  server.on_shutdown = [&runner] { runner.Stop(); };
   if (auto s = conductor::ServeUntilSignal(server); !s.ok()) {
-    fprintf(stderr, "queue_worker: %s\n", std::string(s.message()).c_str());
-    return 1;
+    return Fail(std::string(s.message()), 1);
   }
   return 0;
 }
