@@ -70,7 +70,9 @@ TEST(ConductorBinaryTest, UnusableDataDirExitsOne) {
 TEST(ConductorBinaryTest, NeverAnsweringStorageNodeIsReportedAtFirstStart) {
   const std::string conductor = BinaryPath("conductor/conductor");
   std::string log;
-  EXPECT_EQ(ExitCodeOf({conductor, "--listen=127.0.0.1:0", "--data_dir=" + MakeTempDir("c"),
+  // (The data dir's missing parents are created, as mkdir -p would.)
+  EXPECT_EQ(ExitCodeOf({conductor, "--listen=127.0.0.1:0",
+                        "--data_dir=" + MakeTempDir("c") + "/deeper/still",
                         "--storage_nodes=127.0.0.1:1", "--storage_wait_s=1"},
                        &log),
             1);

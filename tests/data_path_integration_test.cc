@@ -222,13 +222,37 @@ TEST_F(DataPathTest, ANodeDownFailsReadsNamingItAndNeverReturnsPartialRows) {
   EXPECT_TRUE(healed.ok()) << healed.error_message();
 }
 
+TEST_F(DataPathTest, AWriteOverSeveralNodesWithOneDownChangesNothing) {
+  ASSERT_TRUE(Run("INSERT INTO users (id, name, score) VALUES (3001, 'w', 1), (3002, 'w', 1), "
+                  "(3003, 'w', 1), (3004, 'w', 1), (3005, 'w', 1), (3006, 'w', 1)")
+                  .ok());
+  ASSERT_TRUE(cluster_->KillNode(1, SIGKILL).ok());
+  ExpectError(Run("UPDATE users SET score = 2 WHERE name = 'w'"), grpc::StatusCode::UNAVAILABLE,
+              "STORAGE_UNAVAILABLE");
+  std::string insert = "INSERT INTO users (id, name) VALUES ";
+  for (int i = 0; i < 30; ++i) absl::StrAppend(&insert, i ? ", " : "", "(", 3100 + i, ", 'v')");
+  ExpectError(Run(insert), grpc::StatusCode::UNAVAILABLE, "STORAGE_UNAVAILABLE");
+  ASSERT_TRUE(cluster_->RestartNode(1).ok());
+  v1::ResultSet changed;
+  for (int i = 0; i < 50; ++i) {
+    v1::ExecuteResponse response;
+    if (Run("SELECT count(*) FROM users WHERE score = 2 OR name = 'v'", {}, &response).ok()) {
+      changed = response.result_sets(0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(changed.rows_size(), 1);
+  EXPECT_EQ(changed.rows(0).values(0).integer(), 0) << "nothing was half applied";
+}
+
 TEST_F(DataPathTest, ClientDeadlinePropagatesToStorageCalls) {
   // A frozen node: the call must end at the client's deadline, not hang.
-  cluster_->node_process(0)->Signal(SIGSTOP);
+  cluster_->node_process(0)->Freeze();
   auto start = std::chrono::steady_clock::now();
   grpc::Status status = Run("SELECT count(*) FROM users", {}, nullptr, 700);
   auto elapsed = std::chrono::steady_clock::now() - start;
-  cluster_->node_process(0)->Signal(SIGCONT);
+  cluster_->node_process(0)->Thaw();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
   EXPECT_LT(elapsed, std::chrono::seconds(5));
 }

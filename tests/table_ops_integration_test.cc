@@ -447,7 +447,7 @@ TEST_F(TableOpsIntegrationTest, DeadNodeRefusesDropAndRenameWithoutChangingAnyth
 
 TEST_F(TableOpsIntegrationTest, NodeKilledDuringCreateLeavesNothingAndRetryConverges) {
   // Freeze node 2 so the create is in flight on it, then kill it.
-  cluster_->node_process(1)->Signal(SIGSTOP);
+  cluster_->node_process(1)->Freeze();
   auto create = std::async(std::launch::async, [] {
     return Execute("CREATE TABLE fragile (id INTEGER PRIMARY KEY, v TEXT) /* SHARDS=3 */");
   });
@@ -473,14 +473,14 @@ TEST_F(TableOpsIntegrationTest, NodeKilledDuringCreateLeavesNothingAndRetryConve
 }
 
 TEST_F(TableOpsIntegrationTest, ConductorKilledMidCreateRollsBackOnRestart) {
-  cluster_->node_process(2)->Signal(SIGSTOP);
+  cluster_->node_process(2)->Freeze();
   auto create = std::async(std::launch::async, [] {
     return Execute("CREATE TABLE orphan (id INTEGER PRIMARY KEY) /* SHARDS=3 */");
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ASSERT_TRUE(cluster_->KillConductor(SIGKILL).ok());
   create.get();
-  cluster_->node_process(2)->Signal(SIGCONT);
+  cluster_->node_process(2)->Thaw();
   // Let the thawed node finish whatever the dead conductor had sent it.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ASSERT_TRUE(cluster_->RestartConductor().ok());
@@ -517,6 +517,33 @@ TEST_F(TableOpsIntegrationTest, TopologySurvivesConductorRestart) {
   v1::ListTablesResponse tables_after;
   ASSERT_TRUE(Call(&v1::TableOps::Stub::ListTables, v1::ListTablesRequest(), &tables_after).ok());
   EXPECT_EQ(tables_after.SerializeAsString(), tables_before.SerializeAsString());
+}
+
+TEST(TableOpsGrowthTest, ANodeAddedLaterGetsTheExistingTables) {
+  auto cluster = TestCluster::Start({.storage_nodes = 2});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  auto execute = [&](const std::string& sql) {
+    grpc::ClientContext context;
+    v1::ExecuteRequest request;
+    request.set_sql(sql);
+    v1::ExecuteResponse response;
+    return (*cluster)->ops().Execute(&context, request, &response);
+  };
+  ASSERT_TRUE(execute("CREATE TABLE early (id INTEGER PRIMARY KEY, v TEXT) /* SHARDS=2 */").ok());
+  ASSERT_TRUE(execute("ALTER TABLE early RENAME TO renamed").ok());
+  ASSERT_TRUE((*cluster)->AddNodeAndRestartConductor().ok());
+  DatabaseOptions options;
+  options.read_only = true;
+  auto db = Database::Open((*cluster)->node_database(2), options);
+  ASSERT_TRUE(db.ok());
+  auto columns = (*db)->Prepare("SELECT count(*) FROM pragma_table_info('renamed')");
+  ASSERT_TRUE(columns.ok());
+  ASSERT_TRUE(*columns->Step());
+  EXPECT_EQ(columns->ColumnInt64(0), 3) << "the new node has the table under its current name";
+  grpc::Status renamed = execute("ALTER TABLE renamed RENAME TO final");
+  EXPECT_TRUE(renamed.ok()) << renamed.error_message();
+  grpc::Status dropped = execute("DROP TABLE final");
+  EXPECT_TRUE(dropped.ok()) << dropped.error_message();
 }
 
 TEST_F(TableOpsIntegrationTest, LaterCapabilitiesAnswerUnimplemented) {

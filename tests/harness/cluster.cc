@@ -83,4 +83,13 @@ absl::Status TestCluster::KillConductor(int signal) {
 
 absl::Status TestCluster::RestartConductor() { return StartConductor(conductor_address_); }
 
+absl::Status TestCluster::AddNodeAndRestartConductor() {
+  int i = node_count();
+  nodes_.emplace_back();
+  nodes_[i].data_dir = absl::StrCat(root_, "/", node_id(i));
+  if (auto s = StartNode(i, "127.0.0.1:0"); !s.ok()) return s;
+  if (auto s = KillConductor(SIGTERM); !s.ok()) return s;
+  return RestartConductor();
+}
+
 }  // namespace conductor::testing

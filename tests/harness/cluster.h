@@ -37,6 +37,9 @@ class TestCluster {
   absl::Status KillNode(int i, int signal);
   // Starts the node again on the same address and data directory.
   absl::Status RestartNode(int i);
+  // Starts one more storage node and restarts the conductor (SIGTERM) with
+  // it added to --storage_nodes, as an operator adding capacity would.
+  absl::Status AddNodeAndRestartConductor();
   absl::Status KillConductor(int signal);
   absl::Status RestartConductor();
   Process* conductor_process() { return conductor_.get(); }

@@ -90,6 +90,32 @@ void Process::Signal(int sig) {
   if (pid_ > 0) kill(pid_, sig);
 }
 
+namespace {
+
+// The state letter of /proc/PID/stat ('R', 'S', 'T' for stopped, …).
+char ProcessState(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?';
+}
+
+}  // namespace
+
+void Process::Freeze() {
+  Signal(SIGSTOP);
+  for (int i = 0; i < 500 && pid_ > 0 && ProcessState(pid_) != 'T'; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+void Process::Thaw() {
+  Signal(SIGCONT);
+  for (int i = 0; i < 500 && pid_ > 0 && ProcessState(pid_) == 'T'; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 absl::StatusOr<int> Process::Wait(absl::Duration timeout) {
   if (pid_ <= 0) return absl::FailedPreconditionError("not running");
   absl::Time give_up = absl::Now() + timeout;

@@ -26,6 +26,10 @@ class Process {
   // Reads stdout until a line "listening on ADDR" and returns ADDR.
   absl::StatusOr<std::string> WaitForListening(absl::Duration timeout);
   void Signal(int sig);
+  // SIGSTOP / SIGCONT and wait until the kernel reports the process stopped
+  // or running again (signal delivery is asynchronous).
+  void Freeze();
+  void Thaw();
   // Waits for exit; returns the exit code (128+signal when killed), or
   // DEADLINE_EXCEEDED.
   absl::StatusOr<int> Wait(absl::Duration timeout);
