@@ -5,10 +5,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/errors.h"
 #include "common/logging.h"
 #include "common/server.h"
 
@@ -22,9 +24,13 @@ absl::Status EnsureDirectory(const std::string& dir) {
       return absl::FailedPreconditionError(
           absl::StrCat("--data_dir=", dir, " exists but is not a directory"));
     }
-  } else if (mkdir(dir.c_str(), 0755) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot create --data_dir=", dir, ": ", strerror(errno)));
+  } else {
+    std::error_code error;
+    std::filesystem::create_directories(dir, error);
+    if (error) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create --data_dir=", dir, ": ", error.message()));
+    }
   }
   if (access(dir.c_str(), W_OK | X_OK) != 0) {
     return absl::FailedPreconditionError(
@@ -115,6 +121,14 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
     }
     if (auto s = conductor->store_->UpsertNode({*node_id, address}); !s.ok()) return s;
     LogInfo("registered storage node %s at %s", *node_id, address);
+    // A node that joins later gets every existing table, so that operations
+    // that run on every node (rename, drop, index, reshard) find them there.
+    if (auto s = conductor->tables_.CreateTablesOn({*node_id, address},
+                                                   absl::Now() + options.storage_timeout);
+        !s.ok()) {
+      return Annotate(s, absl::StrCat("creating the existing tables on new storage node ",
+                                      *node_id));
+    }
   }
   conductor->tables_.StartBackgroundReconciler();
   conductor->job_queue_.StartReaper();

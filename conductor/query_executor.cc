@@ -179,7 +179,23 @@ absl::StatusOr<v1::ExecuteResponse> QueryExecutor::Run(const QueryPlan& plan,
     for (const Value& v : statement.params) *stmt->add_params() = v;
     where[i] = {it->second, batches[it->second].request.statements_size() - 1};
   }
-  auto answers = FanOut(*storage_, batches, std::min(deadline, absl::Now() + storage_timeout_));
+  const absl::Time storage_deadline = std::min(deadline, absl::Now() + storage_timeout_);
+  // A write over several nodes is atomic per node only; checking first that
+  // every node answers keeps a dead node from leaving it half applied (a
+  // node dying in the next instant still can: see docs/data-path.md).
+  if (!plan.read_only && batches.size() > 1) {
+    std::vector<NodeBatch> probes;
+    for (const NodeBatch& batch : batches) {
+      NodeBatch probe{batch.node, {}};
+      probe.request.set_read_only(true);
+      probe.request.add_statements()->set_sql("SELECT 1");
+      probes.push_back(std::move(probe));
+    }
+    for (const auto& answer : FanOut(*storage_, probes, storage_deadline)) {
+      if (!answer.ok()) return Annotate(answer.status(), "nothing was written");
+    }
+  }
+  auto answers = FanOut(*storage_, batches, storage_deadline);
   for (const auto& answer : answers) {
     if (!answer.ok()) return UserFacing(answer.status());
   }

@@ -47,7 +47,54 @@ absl::Status TableBusy(const TableMeta& table) {
                             "node is reachable"));
 }
 
+// The physical CREATE statement under the table's current name (the stored
+// one keeps the name it was created with; SQLite itself does the renaming).
+absl::StatusOr<std::string> CurrentPhysicalSql(const TableMeta& table) {
+  auto parsed = sql::ParseStatement(table.physical_sql);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->table == table.name) return table.physical_sql;
+  auto db = Database::Open(":memory:");
+  if (!db.ok()) return db.status();
+  if (auto s = (*db)->Exec(table.physical_sql); !s.ok()) return s;
+  if (auto s = (*db)->Exec(absl::StrCat("ALTER TABLE ", QuoteIdentifier(parsed->table),
+                                        " RENAME TO ", QuoteIdentifier(table.name)));
+      !s.ok()) {
+    return s;
+  }
+  auto stmt = (*db)->Prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?");
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindText(1, table.name).IgnoreError();
+  auto row = stmt->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::InternalError("renamed table missing from sqlite_master");
+  std::string sql = stmt->ColumnText(0);
+  // sqlite_master keeps "CREATE TABLE name (…)"; creation must stay idempotent.
+  const std::string prefix = "CREATE TABLE ";
+  if (sql.compare(0, prefix.size(), prefix) == 0) {
+    sql = absl::StrCat("CREATE TABLE IF NOT EXISTS ", sql.substr(prefix.size()));
+  }
+  return sql;
+}
+
 }  // namespace
+
+absl::Status TableOperations::CreateTablesOn(const NodeMeta& node, absl::Time deadline) {
+  std::lock_guard<std::mutex> lock(ddl_mu_);
+  auto snapshot = store_->snapshot();
+  NodeBatch batch{node, {}};
+  for (const auto& [unused, table] : snapshot->tables) {
+    if (table.state != TableState::kActive) continue;
+    auto sql = CurrentPhysicalSql(table);
+    if (!sql.ok()) return sql.status();
+    batch.request.add_statements()->set_sql(*sql);
+  }
+  if (batch.request.statements_size() == 0) return absl::OkStatus();
+  auto results = FanOut(*storage_, {batch}, StorageDeadline(deadline));
+  if (!results[0].ok()) return results[0].status();
+  LogInfo("created %d existing table(s) on storage node %s", batch.request.statements_size(),
+          node.node_id);
+  return absl::OkStatus();
+}
 
 TableOperations::TableOperations(TopologyStore* store, StorageClient* storage,
                                  TableOperationsOptions options)
@@ -163,8 +210,10 @@ absl::Status TableOperations::RenameOnEveryNode(const std::vector<NodeMeta>& nod
           absl::StrCat("ALTER TABLE ", QuoteIdentifier(from), " RENAME TO ", QuoteIdentifier(to)));
       renames.push_back(std::move(batch));
     } else if (!has_to) {
-      return absl::InternalError(absl::StrCat("storage node ", nodes[i].node_id,
-                                              " has neither table ", from, " nor ", to));
+      // Nothing to rename there (e.g. a node that joined before CreateTablesOn
+      // existed); the table is created on it under its new name later.
+      LogWarning("storage node %s has neither table %s nor %s; nothing to rename there",
+                 nodes[i].node_id, from, to);
     }
   }
   auto results = FanOut(*storage_, renames, StorageDeadline(deadline));

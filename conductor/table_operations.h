@@ -64,6 +64,10 @@ class TableOperations {
                                                           absl::Time deadline);
   v1::ListTablesResponse ListTables() const;
 
+  // Creates every active table on `node` (idempotent), for a node that joins
+  // after the tables were created.
+  absl::Status CreateTablesOn(const NodeMeta& node, absl::Time deadline);
+
   // Drives every unfinished schema operation to its end. OK when none is left.
   absl::Status Reconcile(absl::Time deadline);
   // Runs Reconcile() now and then every reconcile_interval until destruction.
