@@ -46,6 +46,37 @@ absl::Status UserFacing(const absl::Status& status) {
   return out;
 }
 
+void RenameColumns(const QueryPlan& plan, v1::ResultSet* set) {
+  for (size_t i = 0; i < plan.column_names.size() && i < static_cast<size_t>(set->columns_size());
+       ++i) {
+    if (!plan.column_names[i].empty()) set->set_columns(static_cast<int>(i), plan.column_names[i]);
+  }
+}
+
+// One batch per node (statements in plan order); `where` maps each statement
+// to its (batch, index).
+std::vector<NodeBatch> BatchByNode(const std::vector<ShardStatement>& statements, bool read_only,
+                                   std::vector<std::pair<size_t, int>>* where) {
+  std::vector<NodeBatch> batches;
+  std::map<std::string, size_t> batch_of_node;
+  where->assign(statements.size(), {0, 0});
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const ShardStatement& statement = statements[i];
+    auto it = batch_of_node.find(statement.node.node_id);
+    if (it == batch_of_node.end()) {
+      NodeBatch batch{statement.node, {}};
+      batch.request.set_read_only(read_only);
+      batches.push_back(std::move(batch));
+      it = batch_of_node.emplace(statement.node.node_id, batches.size() - 1).first;
+    }
+    auto* stmt = batches[it->second].request.add_statements();
+    stmt->set_sql(statement.sql);
+    for (const Value& v : statement.params) *stmt->add_params() = v;
+    (*where)[i] = {it->second, batches[it->second].request.statements_size() - 1};
+  }
+  return batches;
+}
+
 absl::Status BindUpTo(Statement& stmt, const std::vector<Value>& params) {
   int count = std::min<int>(stmt.ParameterCount(), static_cast<int>(params.size()));
   for (int i = 1; i <= count; ++i) {
@@ -158,32 +189,30 @@ absl::StatusOr<v1::ExecuteResponse> QueryExecutor::Run(const QueryPlan& plan,
     if (!db.ok()) return db.status();
     v1::ResultSet* set = response.add_result_sets();
     if (auto s = RunInto(**db, plan.final_sql, plan.final_params, set); !s.ok()) return s;
+    RenameColumns(plan, set);
     return response;
   }
 
-  // One batch per node, statements in plan order.
-  std::vector<NodeBatch> batches;
-  std::map<std::string, size_t> batch_of_node;
-  std::vector<std::pair<size_t, int>> where(plan.statements.size());
-  for (size_t i = 0; i < plan.statements.size(); ++i) {
-    const ShardStatement& statement = plan.statements[i];
-    auto it = batch_of_node.find(statement.node.node_id);
-    if (it == batch_of_node.end()) {
-      NodeBatch batch{statement.node, {}};
-      batch.request.set_read_only(plan.read_only);
-      batches.push_back(std::move(batch));
-      it = batch_of_node.emplace(statement.node.node_id, batches.size() - 1).first;
-    }
-    auto* stmt = batches[it->second].request.add_statements();
-    stmt->set_sql(statement.sql);
-    for (const Value& v : statement.params) *stmt->add_params() = v;
-    where[i] = {it->second, batches[it->second].request.statements_size() - 1};
-  }
+  std::vector<std::pair<size_t, int>> where;
+  std::vector<NodeBatch> batches = BatchByNode(plan.statements, plan.read_only, &where);
   const absl::Time storage_deadline = std::min(deadline, absl::Now() + storage_timeout_);
   // A write over several nodes is atomic per node only; checking first that
   // every node answers keeps a dead node from leaving it half applied (a
   // node dying in the next instant still can: see docs/data-path.md).
-  if (!plan.read_only && batches.size() > 1) {
+  if (!plan.prechecks.empty()) {
+    std::vector<std::pair<size_t, int>> precheck_where;
+    std::vector<NodeBatch> probes = BatchByNode(plan.prechecks, true, &precheck_where);
+    auto answers = FanOut(*storage_, probes, storage_deadline);
+    for (const auto& answer : answers) {
+      if (!answer.ok()) return Annotate(UserFacing(answer.status()), "nothing was written");
+    }
+    for (const auto& [batch, index] : precheck_where) {
+      if (answers[batch]->results(index).rows_size() > 0) {
+        return Error(absl::StatusCode::kAlreadyExists, reason::kUniqueViolation,
+                     plan.precheck_error);
+      }
+    }
+  } else if (!plan.read_only && batches.size() > 1) {
     std::vector<NodeBatch> probes;
     for (const NodeBatch& batch : batches) {
       NodeBatch probe{batch.node, {}};
@@ -242,6 +271,7 @@ absl::StatusOr<v1::ExecuteResponse> QueryExecutor::Run(const QueryPlan& plan,
     case MergeKind::kLocal:
       break;
   }
+  RenameColumns(plan, set);
   set->set_name(result_name);
   return response;
 }

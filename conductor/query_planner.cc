@@ -142,14 +142,19 @@ absl::StatusOr<int64_t> EvaluateInteger(absl::string_view expression,
   if (absl::SimpleAtoi(expression, &literal)) return literal;
   auto db = Database::Open(":memory:");
   if (!db.ok()) return db.status();
-  auto stmt = (*db)->Prepare(absl::StrCat("SELECT CAST((", expression, ") AS INTEGER)"));
+  auto stmt = (*db)->Prepare(absl::StrCat("SELECT (", expression, ")"));
   if (!stmt.ok()) return stmt.status();
   for (int i = 1; i <= stmt->ParameterCount() && i <= static_cast<int>(params.size()); ++i) {
     stmt->Bind(i, params[i - 1]).IgnoreError();
   }
   auto row = stmt->Step();
   if (!row.ok()) return row.status();
-  return stmt->ColumnInt64(0);
+  // As SQLite's OP_MustBeInt: numeric conversion without loss, else an error.
+  Value value = routing::ApplyAffinity(stmt->ColumnValue(0), routing::Affinity::kInteger);
+  if (value.kind_case() != Value::kInteger) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kSqlError, "datatype mismatch");
+  }
+  return value.integer();
 }
 
 bool InsideAny(const Span& span, const std::vector<Span>& outer) {
@@ -194,6 +199,12 @@ bool CanPushAggregates(const DmlStatement& s, const TableMeta& table, AggregateP
     }
     if (call.star && call.function != "count") return false;
     if (call.function == "min" || call.function == "max") {
+      // An explicit COLLATE decides the comparison; the merge would use BINARY.
+      auto argument_tokens = sql::Tokenize(s.Text(call.argument));
+      if (!argument_tokens.ok()) return false;
+      for (const auto& token : *argument_tokens) {
+        if (sql::IsKeyword(token, "COLLATE")) return false;
+      }
       // A bare column argument brings its collation; only BINARY merges as-is.
       const sql::ColumnSchema* column = FindColumn(table, std::string(s.Text(call.argument)));
       if (column != nullptr && !sql::SameName(column->collation, "BINARY")) return false;
@@ -291,7 +302,8 @@ absl::StatusOr<QueryPlan> PlanAggregate(const DmlStatement& s, const TableMeta& 
     };
     std::string combined;
     if (call.function == "avg") {
-      std::string sum = add(absl::StrCat("sum(", argument, ")"));
+      // total(), as SQLite's avg() sums in floating point and never overflows.
+      std::string sum = add(absl::StrCat("total(", argument, ")"));
       std::string count = add(absl::StrCat("count(", argument, ")"));
       combined = absl::StrCat("(total(", sum, ") / sum(", count, "))");
     } else if (call.function == "count") {
@@ -454,6 +466,32 @@ absl::StatusOr<std::string> ResolveOrderExpression(const DmlStatement& s, const 
   return expression;
 }
 
+// Whether ORDER BY can be merged by sort keys computed on the shards. Not
+// when a term's expression takes a non-BINARY collation from a column other
+// than as a bare name (SQLite keeps it through + and CAST), or refers to a
+// result alias inside an expression (the alias does not exist on the shard).
+bool CanMergeBySortKeys(const DmlStatement& s, const TableMeta& table) {
+  for (const Span& term_span : s.order_terms) {
+    auto term = SplitOrderTerm(s.Text(term_span));
+    if (!term.ok()) return false;
+    bool bare = BareColumn(table, term->expression) != nullptr;
+    for (const auto& [span, name] : s.identifiers) {
+      if (!Overlaps(span, term_span)) continue;
+      const sql::ColumnSchema* column = FindColumn(table, name);
+      if (column != nullptr && !bare && term->collation.empty() &&
+          !sql::SameName(column->collation, "BINARY")) {
+        return false;
+      }
+      if (column == nullptr && !sql::SameName(term->expression, name)) {
+        for (const auto& item : s.items) {
+          if (!item.alias.empty() && sql::SameName(item.alias, name)) return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
 // Plain rows from several shards: each shard sorts and limits (to
 // OFFSET + LIMIT rows); the conductor merges by the same sort keys.
 absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table,
@@ -530,7 +568,8 @@ absl::StatusOr<QueryPlan> PlanSelect(const DmlStatement& s, const TableMeta& tab
     AggregatePlan agg;
     if (CanPushAggregates(s, table, &agg)) {
       plan = PlanAggregate(s, table, agg, targets, snapshot, params);
-    } else if (s.aggregates.empty() && s.group_by.empty() && !s.distinct && !s.has_window) {
+    } else if (s.aggregates.empty() && s.group_by.empty() && !s.distinct && !s.has_window &&
+               CanMergeBySortKeys(s, table)) {
       plan = PlanRows(s, table, targets, snapshot, params);
     } else {
       plan = PlanReplica(s, table, targets, snapshot, params);
@@ -572,6 +611,149 @@ absl::StatusOr<QueryPlan> PlanUpdateOrDelete(const DmlStatement& s, const TableM
   return plan;
 }
 
+// Refuses an upsert (`ON CONFLICT … DO UPDATE SET`) that assigns the shard
+// key: the row would keep living on the shard of its old key.
+absl::Status CheckUpsertKeepsShardKey(absl::string_view tail, const TableMeta& table) {
+  auto tokens = sql::Tokenize(tail);
+  if (!tokens.ok()) return tokens.status();
+  std::vector<const sql::Token*> t;
+  for (const auto& token : *tokens) {
+    if (token.kind != sql::TokenKind::kWhitespace && token.kind != sql::TokenKind::kComment &&
+        token.kind != sql::TokenKind::kEnd) {
+      t.push_back(&token);
+    }
+  }
+  auto is_op = [&](size_t i, const char* op) {
+    return i < t.size() && t[i]->kind == sql::TokenKind::kOperator && t[i]->text == op;
+  };
+  int depth = 0;
+  bool in_set = false, at_assignment = false;
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (depth == 0 && sql::IsKeyword(*t[i], "SET")) {
+      in_set = at_assignment = true;
+      continue;
+    }
+    if (depth == 0 && (sql::IsKeyword(*t[i], "WHERE") || sql::IsKeyword(*t[i], "ON"))) {
+      in_set = at_assignment = false;
+    }
+    if (in_set && at_assignment) {
+      std::vector<std::string> names;
+      if (is_op(i, "(")) {
+        for (size_t j = i + 1; j < t.size() && !is_op(j, ")"); ++j) {
+          if (!is_op(j, ",")) names.push_back(sql::IdentifierValue(*t[j]));
+        }
+      } else {
+        names.push_back(sql::IdentifierValue(*t[i]));
+      }
+      for (const auto& name : names) {
+        if (sql::SameName(name, table.shard_key)) {
+          return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                       absl::StrCat("ON CONFLICT … DO UPDATE may not change the shard key ",
+                                    table.shard_key, " (it decides where the row lives)"));
+        }
+      }
+      at_assignment = false;
+    }
+    if (is_op(i, "(")) ++depth;
+    if (is_op(i, ")")) --depth;
+    if (in_set && depth == 0 && is_op(i, ",")) at_assignment = true;
+  }
+  return absl::OkStatus();
+}
+
+// Runs the INSERT's rows against an empty in-memory copy of the user's table,
+// so what SQLite itself would refuse (datatype mismatch on an INTEGER
+// PRIMARY KEY, CHECK, NOT NULL, a key repeated within the statement) fails
+// before any node is written.
+absl::Status ValidateRows(const DmlStatement& s, const TableMeta& table,
+                          const std::vector<std::string>& columns,
+                          const std::vector<std::vector<Value>>& rows,
+                          const std::vector<Value>& params) {
+  auto db = Database::Open(":memory:");
+  if (!db.ok()) return db.status();
+  if (auto status = (*db)->Exec(table.user_sql); !status.ok()) return status;
+  auto created = sql::ParseStatement(table.user_sql);
+  if (!created.ok()) return created.status();
+  std::vector<std::string> quoted, marks;
+  for (const auto& column : columns) quoted.push_back(QuoteIdentifier(column));
+  for (size_t c = 0; c < columns.size(); ++c) {
+    marks.push_back(absl::StrCat("?", s.parameter_count + 1 + c));
+  }
+  std::string sql = absl::StrCat(
+      s.Text(s.insert_head), " INTO ", QuoteIdentifier(created->table),
+      s.table_alias.empty() ? "" : absl::StrCat(" AS ", QuoteIdentifier(s.table_alias)), " (",
+      absl::StrJoin(quoted, ", "), ") VALUES (", absl::StrJoin(marks, ", "), ") ",
+      s.Text(s.insert_tail));
+  auto insert = (*db)->Prepare(sql);
+  if (!insert.ok()) return insert.status();
+  for (const auto& row : rows) {
+    insert->Reset().IgnoreError();
+    for (int i = 1; i <= s.parameter_count && i <= insert->ParameterCount(); ++i) {
+      insert->Bind(i, params[i - 1]).IgnoreError();
+    }
+    for (size_t c = 0; c < row.size(); ++c) {
+      insert->Bind(s.parameter_count + 1 + static_cast<int>(c), row[c]).IgnoreError();
+    }
+    if (auto status = insert->Run(); !status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+// For a plain INSERT (no OR, no upsert) over several nodes: one read per
+// shard that finds any of the new primary keys already present, run before
+// anything is written (see QueryPlan::prechecks).
+absl::Status AddKeyPrechecks(const DmlStatement& s, const TableMeta& table,
+                             const std::vector<std::string>& columns, const std::string& tail,
+                             const std::map<int32_t, std::vector<std::vector<Value>>>& rows_by_shard,
+                             const std::map<int32_t, const ShardMeta*>& shard_by_id,
+                             const Snapshot& snapshot, QueryPlan* plan) {
+  std::set<std::string> nodes;
+  for (const auto& statement : plan->statements) nodes.insert(statement.node.node_id);
+  if (!sql::SameName(s.Text(s.insert_head), "INSERT") || !tail.empty() || nodes.size() < 2) {
+    return absl::OkStatus();
+  }
+  std::vector<int> positions;
+  std::vector<std::string> key_columns, failed;
+  for (const auto& pk : table.primary_key) {
+    for (size_t i = 0; i < columns.size(); ++i) {
+      if (sql::SameName(columns[i], pk)) positions.push_back(static_cast<int>(i));
+    }
+    key_columns.push_back(QuoteIdentifier(pk));
+    failed.push_back(absl::StrCat(table.name, ".", pk));
+  }
+  if (positions.size() != table.primary_key.size()) return absl::OkStatus();
+  plan->precheck_error = absl::StrCat("UNIQUE constraint failed: ", absl::StrJoin(failed, ", "));
+  const int width = static_cast<int>(positions.size());
+  const size_t per_statement = std::max(1, (kMaxSqliteParameters - 1) / width);
+  const std::string lhs = width == 1 ? key_columns[0]
+                                     : absl::StrCat("(", absl::StrJoin(key_columns, ", "), ")");
+  for (const auto& [shard_id, rows] : rows_by_shard) {
+    for (size_t start = 0; start < rows.size(); start += per_statement) {
+      size_t end = std::min(rows.size(), start + per_statement);
+      std::vector<std::string> tuples;
+      std::vector<Value> values;
+      for (size_t r = start; r < end; ++r) {
+        std::vector<std::string> marks;
+        for (int position : positions) {
+          values.push_back(rows[r][position]);
+          marks.push_back(absl::StrCat("?", values.size()));
+        }
+        tuples.push_back(width == 1 ? marks[0]
+                                    : absl::StrCat("(", absl::StrJoin(marks, ", "), ")"));
+      }
+      std::string rhs = width == 1 ? absl::StrCat("(", absl::StrJoin(tuples, ", "), ")")
+                                   : absl::StrCat("(VALUES ", absl::StrJoin(tuples, ", "), ")");
+      plan->prechecks.push_back(MakeShardStatement(
+          *shard_by_id.at(shard_id), snapshot,
+          absl::StrCat("SELECT 1 FROM ", QuoteIdentifier(table.name), " WHERE ",
+                       sql::kVirtualShardColumn, " = ?", values.size() + 1, " AND ", lhs, " IN ",
+                       rhs, " LIMIT 1"),
+          values));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& table,
                                      const Snapshot& snapshot, const std::vector<Value>& params) {
   std::vector<std::string> columns = s.insert_columns;
@@ -605,6 +787,7 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
   routing::Affinity affinity = routing::AffinityOf(key_column != nullptr ? key_column->type : "");
   std::map<int32_t, std::vector<std::vector<Value>>> rows_by_shard;
   std::map<int32_t, const ShardMeta*> shard_by_id;
+  std::vector<std::vector<Value>> all_rows;
   int row_number = 0;
   while (true) {
     auto has_row = values->Step();
@@ -621,7 +804,14 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
     }
     const ShardMeta* shard = OwningShard(table, key);
     shard_by_id[shard->shard_id] = shard;
+    all_rows.push_back(row);
     rows_by_shard[shard->shard_id].push_back(std::move(row));
+  }
+  if (auto status = CheckUpsertKeepsShardKey(s.Text(s.insert_tail), table); !status.ok()) {
+    return status;
+  }
+  if (auto status = ValidateRows(s, table, columns, all_rows, params); !status.ok()) {
+    return status;
   }
   // The tail (upsert) and RETURNING keep the user's parameters ?1..?P; row
   // values follow as ?P+1…
@@ -703,6 +893,11 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
   plan.merge = plan.statements.size() == 1 ? MergeKind::kPassThrough : MergeKind::kConcat;
   plan.merge_detail =
       plan.statements.size() == 1 ? "none (one shard)" : "concat, rows_affected summed";
+  if (auto status = AddKeyPrechecks(s, table, columns, tail, rows_by_shard, shard_by_id, snapshot,
+                                    &plan);
+      !status.ok()) {
+    return status;
+  }
   return plan;
 }
 
@@ -758,6 +953,12 @@ absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& original, const Tab
     plan.merge_detail = "local (no table)";
     plan.final_sql = s.sql.substr(0, s.end_offset);
     plan.final_params = params;
+    for (size_t i = 0; i < original.items.size() && i < s.items.size(); ++i) {
+      const sql::SelectItem& item = original.items[i];
+      std::string before(original.Text(item.expression));
+      bool differs = item.alias.empty() && before != s.Text(s.items[i].expression);
+      plan.column_names.push_back(differs ? before : "");
+    }
     return plan;
   }
   if (ActiveShards(*table).empty()) {
@@ -779,7 +980,24 @@ absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& original, const Tab
     default:
       return absl::InternalError("not a data statement");
   }
-  if (plan.ok()) plan->kind = s.kind;
+  if (!plan.ok()) return plan;
+  plan->kind = s.kind;
+  if (s.kind == StatementKind::kSelect && s.sql != original.sql) {
+    bool renamed = false;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < original.items.size() && i < s.items.size(); ++i) {
+      const sql::SelectItem& item = original.items[i];
+      if (item.star) {
+        names.insert(names.end(), table->columns.size(), "");
+        continue;
+      }
+      std::string before(original.Text(item.expression));
+      bool differs = item.alias.empty() && before != s.Text(s.items[i].expression);
+      names.push_back(differs ? before : "");
+      renamed |= differs;
+    }
+    if (renamed) plan->column_names = std::move(names);
+  }
   return plan;
 }
 

@@ -63,6 +63,15 @@ struct QueryPlan {
   std::string merge_columns;
   std::string final_sql;
   std::vector<Value> final_params;
+  // Result column names to show instead of the ones the merge produced
+  // ("" = keep): parameters are renumbered (? → ?N) before planning, which
+  // would otherwise leak into names SQLite takes from the expression text.
+  std::vector<std::string> column_names;
+  // Read-only statements run before a multi-node INSERT; if any returns a
+  // row, the INSERT fails with UNIQUE_VIOLATION `precheck_error` and nothing
+  // is written (a duplicate key would otherwise leave the other nodes' rows).
+  std::vector<ShardStatement> prechecks;
+  std::string precheck_error;
   // A short description of the merge for EXPLAIN ("aggregate", "sort", …).
   std::string merge_detail;
 };

@@ -100,7 +100,7 @@ TEST_F(QueryPlannerTest, AggregatesArePushedAsPartials) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->merge, MergeKind::kInMemory);
   EXPECT_EQ(plan->statements[0].sql,
-            "SELECT \"age\", count(*), sum(id), count(id) FROM users WHERE _virtualShard = ?1 "
+            "SELECT \"age\", count(*), total(id), count(id) FROM users WHERE _virtualShard = ?1 "
             "AND (name <> 'x') GROUP BY age");
   EXPECT_EQ(plan->final_sql,
             "SELECT age, sum(\"__p0\") AS \"count(*)\", (total(\"__p1\") / sum(\"__p2\")) AS "

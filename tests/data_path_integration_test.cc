@@ -246,6 +246,26 @@ TEST_F(DataPathTest, AWriteOverSeveralNodesWithOneDownChangesNothing) {
   EXPECT_EQ(changed.rows(0).values(0).integer(), 0) << "nothing was half applied";
 }
 
+TEST_F(DataPathTest, AMultiNodeInsertWithAnExistingKeyWritesNothing) {
+  ASSERT_TRUE(Run("INSERT INTO users (id, name) VALUES (4000, 'old')").ok());
+  std::string insert = "INSERT INTO users (id, name) VALUES ";
+  for (int i = 1; i <= 20; ++i) absl::StrAppend(&insert, "(", 4000 + i, ", 'new'), ");
+  absl::StrAppend(&insert, "(4000, 'dup')");
+  grpc::Status status = Run(insert);
+  ExpectError(status, grpc::StatusCode::ALREADY_EXISTS, "UNIQUE_VIOLATION");
+  EXPECT_EQ(status.error_message(), "UNIQUE constraint failed: users.id");
+  EXPECT_EQ(Query("SELECT count(*) FROM users WHERE name = 'new'").rows(0).values(0).integer(), 0);
+  // A key repeated within the statement, and a value SQLite's own table refuses.
+  ExpectError(Run("INSERT INTO users (id, name) VALUES (4100, 'a'), (4101, 'b'), (4100, 'c')"),
+              grpc::StatusCode::ALREADY_EXISTS, "UNIQUE_VIOLATION");
+  grpc::Status mismatch = Run("INSERT INTO users (id, name) VALUES ('abc', 'x')");
+  EXPECT_EQ(mismatch.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << mismatch.error_message();
+  EXPECT_EQ(mismatch.error_message(), "datatype mismatch");
+  EXPECT_EQ(Query("SELECT count(*) FROM users WHERE id >= 4100 AND id < 4200").rows(0).values(0)
+                .integer(),
+            0);
+}
+
 TEST_F(DataPathTest, ClientDeadlinePropagatesToStorageCalls) {
   // A frozen node: the call must end at the client's deadline, not hang.
   cluster_->node_process(0)->Freeze();

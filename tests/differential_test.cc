@@ -1432,40 +1432,13 @@ class Corpus {
 // TODO(conductor): delete each entry together with the fix of its bug.
 const std::map<std::string, std::string>& KnownBugs() {
   static const auto* known = new std::map<std::string, std::string>{
-      {"aggregate_avg_big",
-       "AVG is pushed down as per-shard sum() + count(); sum() raises 'integer overflow' where "
-       "SQLite's avg() (a floating-point sum) never fails"},
-      {"atomic_insert_state",
-       "a multi-row INSERT that fails on one shard keeps the rows already written to the other "
-       "shards (SQLite: the statement is atomic)"},
       {"atomic_update_state",
-       "a scatter UPDATE that fails on one shard keeps its changes on the other shards"},
-      {"rowid_key_type",
-       "`id INTEGER PRIMARY KEY` loses rowid semantics on the nodes (the key becomes "
-       "(_virtualShard, id)): 1.5 and 'abc' are accepted where SQLite says 'datatype mismatch'"},
-      {"param_in_select",
-       "parameters are renumbered (? -> ?N) before planning, so a column named after its "
-       "expression text reads `qty + ?2` instead of `qty + ?`"},
-      {"error_limit",
-       "a multi-shard ORDER BY … LIMIT evaluates LIMIT/OFFSET with CAST(… AS INTEGER): LIMIT 2.5 "
-       "or LIMIT 'x' run instead of failing with 'datatype mismatch'"},
-      {"kv_order_by_nocase_expression",
-       "ORDER BY +name / CAST(name AS TEXT) keep the column's NOCASE collation in SQLite; the "
-       "sorted merge only recognises a bare column name and merges with BINARY"},
-      {"aggregate_collate",
-       "min()/max() over `col COLLATE NOCASE` are pushed down and merged with BINARY"},
-      {"shard_key_change_refused",
-       "a statement that changes the shard key is accepted (only UPDATE … SET key = … is "
-       "refused): the row stays on its old shard under a key that routes elsewhere"},
-      {"shard_key_change_lookup", "a row whose shard key was changed is not found by its new key"},
+       "a scatter UPDATE that fails on one shard keeps its changes on the other shards: a "
+       "statement is atomic per storage node, not across nodes (no two-phase commit yet; "
+       "docs/data-path.md, Known limitations)"},
       {"column_name_comment",
        "an aggregate pushed down gets `AS \"<expression text>\"` without the comment SQLite "
        "keeps in the column name (`sum(qty)/*c*/`)"},
-      {"window_clause",
-       "`FROM t WINDOW w AS (…)` without WHERE fails to parse: WINDOW is read as a table alias"},
-      {"order_by_alias_expression",
-       "ORDER BY an expression over a result alias (-q2) is copied into the shard's select list, "
-       "where the alias does not exist"},
   };
   return *known;
 }

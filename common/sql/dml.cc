@@ -157,7 +157,8 @@ size_t ParseAlias(const Tokens& t, size_t i, std::string* alias) {
   }
   if (IsIdentifierToken(t[i]) &&
       !(t[i].kind == TokenKind::kIdentifier &&
-        (IsReservedWord(t[i].text) || t.Keyword(i, "INDEXED") || t.Keyword(i, "RETURNING")))) {
+        (IsReservedWord(t[i].text) || t.Keyword(i, "INDEXED") || t.Keyword(i, "RETURNING") ||
+         t.Keyword(i, "WINDOW")))) {
     *alias = IdentifierValue(t[i]);
     return i + 1;
   }
