@@ -771,23 +771,40 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
                  absl::StrCat("INSERT into ", table.name, " must give the shard key ",
                               table.shard_key, " a value: it decides which shard holds the row"));
   }
-  // Evaluate the VALUES rows once, here, exactly as SQLite would.
-  std::vector<std::string> rows;
-  for (const Span& row : s.value_rows) rows.push_back(std::string(s.Text(row)));
+  // Evaluate the VALUES rows once, here, exactly as SQLite would. Parameters
+  // are written as plain `?` bound in order: SQLite finds each numbered ?N by
+  // a linear search, which made large batches quadratic.
+  std::vector<TextEdit> plain;
+  std::vector<int> bind_order;
+  for (const auto& [span, number] : s.parameters) {
+    bool in_rows = !s.value_rows.empty() && span.begin >= s.value_rows.front().begin &&
+                   span.end <= s.value_rows.back().end;
+    if (!in_rows) continue;
+    plain.push_back({Span{span.begin - s.value_rows.front().begin,
+                          span.end - s.value_rows.front().begin},
+                     "?"});
+    bind_order.push_back(number);
+  }
+  Span rows_span{s.value_rows.empty() ? 0 : s.value_rows.front().begin,
+                 s.value_rows.empty() ? 0 : s.value_rows.back().end};
   auto db = Database::Open(":memory:");
   if (!db.ok()) return db.status();
-  auto values = (*db)->Prepare(absl::StrCat("VALUES ", absl::StrJoin(rows, ", ")));
+  auto values =
+      (*db)->Prepare(absl::StrCat("VALUES ", sql::ApplyEdits(s.Text(rows_span), plain)));
   if (!values.ok()) return values.status();
   if (values->ColumnCount() != static_cast<int>(columns.size())) {
     return Error(absl::StatusCode::kInvalidArgument, reason::kSqlError,
                  absl::StrCat(values->ColumnCount(), " values for ", columns.size(), " columns"));
   }
-  for (int i = 1; i <= values->ParameterCount(); ++i) values->Bind(i, params[i - 1]).IgnoreError();
+  for (size_t i = 0; i < bind_order.size(); ++i) {
+    values->Bind(static_cast<int>(i) + 1, params[bind_order[i] - 1]).IgnoreError();
+  }
   const sql::ColumnSchema* key_column = FindColumn(table, table.shard_key);
   routing::Affinity affinity = routing::AffinityOf(key_column != nullptr ? key_column->type : "");
   std::map<int32_t, std::vector<std::vector<Value>>> rows_by_shard;
   std::map<int32_t, const ShardMeta*> shard_by_id;
   std::vector<std::vector<Value>> all_rows;
+  const std::vector<const ShardMeta*> active = ActiveShards(table);
   int row_number = 0;
   while (true) {
     auto has_row = values->Step();
@@ -802,7 +819,8 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
                    absl::StrCat("row ", row_number, " has no value (NULL) for the shard key ",
                                 table.shard_key));
     }
-    const ShardMeta* shard = OwningShard(table, key);
+    const ShardMeta* shard =
+        active[routing::ShardIndex(routing::RoutingHash(key, affinity), static_cast<int>(active.size()))];
     shard_by_id[shard->shard_id] = shard;
     all_rows.push_back(row);
     rows_by_shard[shard->shard_id].push_back(std::move(row));
@@ -878,7 +896,14 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
       for (size_t r = start; r < end; ++r) {
         absl::StrAppend(&sql, r == start ? "(" : ", (");
         for (int c = 0; c < width; ++c) {
-          absl::StrAppend(&sql, c == 0 ? "" : ", ", "?", ++next);
+          // Plain ? when the user's parameters are not kept (cheaper to
+          // prepare); explicit numbers after them otherwise.
+          ++next;
+          if (keep_params) {
+            absl::StrAppend(&sql, c == 0 ? "" : ", ", "?", next);
+          } else {
+            absl::StrAppend(&sql, c == 0 ? "?" : ", ?");
+          }
         }
         absl::StrAppend(&sql, ")");
         for (const Value& v : shard_rows[r]) statement.params.push_back(v);

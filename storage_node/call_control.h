@@ -18,11 +18,18 @@ struct CallControl {
   // May be empty.
   std::function<bool()> is_cancelled;
 
-  // True once the deadline passed or the caller cancelled.
+  // True once the deadline passed or the caller cancelled. Cancellation is
+  // looked at most every kCancelCheckInterval. Not thread-safe: one call's
+  // statements run on one thread.
   bool ShouldStop() const;
   // OK while the call may go on; DEADLINE_EXCEEDED or CANCELLED (mentioning
   // `what`) once it must stop.
   absl::Status Check(const char* what) const;
+
+  static constexpr absl::Duration kCancelCheckInterval = absl::Milliseconds(5);
+
+ private:
+  mutable absl::Time next_cancel_check_ = absl::InfinitePast();
 };
 
 }  // namespace storage_node

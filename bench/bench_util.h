@@ -1,0 +1,216 @@
+// Shared pieces of the benchmarks under bench/: a cluster of real processes
+// (storage nodes, then a conductor) on loopback, a direct storage.v1 client
+// that fans batches out to nodes the way the conductor does, latency
+// statistics, and the report format (figure, baseline, ratio, target,
+// PASS/MISS).
+//
+// The benchmarks do not use tests/harness: that package is visible to
+// //tests only, and this folder must not change it. BenchCluster is a small
+// copy of its process handling, plus PR_SET_PDEATHSIG so that a crashed
+// benchmark never leaves servers behind.
+#ifndef CONDUCTOR_BENCH_BENCH_UTIL_H_
+#define CONDUCTOR_BENCH_BENCH_UTIL_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "conductor/v1/table_ops.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "storage/v1/storage.grpc.pb.h"
+
+namespace conductor::bench {
+
+// Aborts the benchmark with `what` and the status when `status` is not OK.
+void Check(const absl::Status& status, const std::string& what);
+void Check(const grpc::Status& status, const std::string& what);
+
+// Resolves runfiles (call once from main with argv[0]).
+void InitRunfiles(const char* argv0);
+std::string BinaryPath(const std::string& workspace_relative);
+
+// A child server process whose stdout announces "listening on HOST:PORT".
+class ServerProcess {
+ public:
+  // Starts argv; stderr goes to `log_path`. The child is SIGKILLed if the
+  // benchmark dies.
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::vector<std::string>& argv,
+                                                              const std::string& log_path);
+  ~ServerProcess();  // SIGTERM, then SIGKILL after 10 s.
+  absl::StatusOr<std::string> WaitForListening(int timeout_s);
+  pid_t pid() const { return pid_; }
+
+ private:
+  ServerProcess(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {}
+  pid_t pid_;
+  int stdout_fd_;
+  std::string buffered_;
+};
+
+struct ClusterOptions {
+  int storage_nodes = 3;
+  // storage_node --synchronous (full is the product default).
+  std::string synchronous = "full";
+};
+
+// N storage nodes ("node-1" … "node-N") and a conductor, each in its own
+// data directory under one temporary root, removed on destruction.
+class BenchCluster {
+ public:
+  static std::unique_ptr<BenchCluster> Start(const ClusterOptions& options);
+  ~BenchCluster();
+
+  int node_count() const { return static_cast<int>(nodes_.size()); }
+  static std::string node_id(int i) { return "node-" + std::to_string(i + 1); }
+  // Index of "node-K", or -1.
+  int node_index(const std::string& node_id) const;
+  const std::string& node_address(int i) const { return nodes_[i].address; }
+  std::string node_database(int i) const { return nodes_[i].data_dir + "/storage.db"; }
+  const std::string& conductor_address() const { return conductor_address_; }
+  const std::string& root() const { return root_; }
+  // A shared stub for setup calls (each benchmark thread makes its own).
+  v1::TableOps::Stub& ops() { return *ops_; }
+  pid_t conductor_pid() const { return conductor_->pid(); }
+  pid_t node_pid(int i) const { return nodes_[i].process->pid(); }
+
+ private:
+  struct Node {
+    std::string data_dir;
+    std::string address;
+    std::unique_ptr<ServerProcess> process;
+  };
+  BenchCluster() = default;
+  std::string root_;
+  std::vector<Node> nodes_;
+  std::unique_ptr<ServerProcess> conductor_;
+  std::string conductor_address_;
+  std::unique_ptr<v1::TableOps::Stub> ops_;
+};
+
+// A channel of its own (its own TCP connection: no subchannel sharing with
+// other channels to the same address).
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address);
+
+// A client context with a generous deadline.
+std::unique_ptr<grpc::ClientContext> NewContext(int timeout_s = 60);
+
+// Convenience wrappers over the public API that abort on failure.
+v1::ExecuteResponse MustExecute(v1::TableOps::Stub& ops, const std::string& sql,
+                                const std::vector<v1::Value>& params = {});
+v1::DescribeTableResponse MustDescribe(v1::TableOps::Stub& ops, const std::string& table);
+
+// The EXPLAIN of a data statement: one entry per shard statement.
+struct ExplainRow {
+  std::string route;
+  int shard_id = -1;
+  std::string node_id;
+  std::string sql;
+  std::string merge;
+};
+std::vector<ExplainRow> MustExplain(v1::TableOps::Stub& ops, const std::string& sql,
+                                    const std::vector<v1::Value>& params = {});
+
+// One storage.v1 stub per node, over channels of its own; FanOut sends one
+// batch per node at once with the async callback API (as the conductor's
+// GrpcStorageClient does) and waits for all answers.
+class DirectStorage {
+ public:
+  explicit DirectStorage(const std::vector<std::string>& addresses);
+  storage::v1::Storage::Stub& stub(int node) { return *stubs_[node]; }
+  // batches[i] goes to node nodes[i]. Returns the first error, if any.
+  absl::Status FanOut(const std::vector<int>& nodes,
+                      const std::vector<storage::v1::ExecuteBatchRequest>& batches,
+                      std::vector<storage::v1::ExecuteBatchResponse>* responses);
+
+ private:
+  std::vector<std::unique_ptr<storage::v1::Storage::Stub>> stubs_;
+};
+
+// The same read-only batches run in this process, one after another, on the
+// nodes' SQLite files (connections and prepared statements kept): the pure
+// SQLite cost of what the nodes are asked to do, without RPC or parallelism.
+class InProcessBatches {
+ public:
+  InProcessBatches(const std::vector<std::string>& database_paths,
+                   const std::vector<storage::v1::ExecuteBatchRequest>& batches);
+  ~InProcessBatches();
+  // Runs every statement; returns the sum of the first column of the first
+  // row of each.
+  int64_t RunSum();
+
+ private:
+  struct Prepared;
+  std::vector<std::unique_ptr<Prepared>> prepared_;
+};
+
+// Loads rows (columns _virtualShard, id, v) straight into `table` of a node's
+// SQLite file in one transaction; the node keeps serving (WAL lets both
+// connections share the file).
+struct DirectRow {
+  int64_t virtual_shard;
+  int64_t id;
+  std::string v;
+};
+void LoadIntoNodeFile(const std::string& database_path, const std::string& table,
+                      const std::vector<DirectRow>& rows);
+
+// --- CPU accounting ---
+
+// CPU time (user, system) consumed so far by the conductor, by all storage
+// nodes together and by this benchmark process, in microseconds (from
+// /proc/PID/stat and getrusage; 10 ms resolution).
+struct CpuTimes {
+  double conductor_user = 0, conductor_sys = 0;
+  double nodes_user = 0, nodes_sys = 0;
+  double client_user = 0, client_sys = 0;
+  CpuTimes operator-(const CpuTimes& o) const;
+  CpuTimes& operator+=(const CpuTimes& o);
+};
+CpuTimes SampleCpu(const BenchCluster& cluster);
+// "cpu/op: conductor 120 µs (usr 40 + sys 80) · nodes … · client …".
+std::string FormatCpuPerOp(const CpuTimes& delta, double ops);
+
+// --- timing ---
+
+using Clock = std::chrono::steady_clock;
+inline double MicrosSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+}
+
+struct LatencySummary {
+  size_t count = 0;
+  double p50_us = 0, p90_us = 0, p99_us = 0, mean_us = 0, min_us = 0, max_us = 0;
+};
+// Sorts `samples` (microseconds) and summarises them.
+LatencySummary Summarize(std::vector<double> samples);
+double Percentile(const std::vector<double>& sorted, double p);
+double Median(std::vector<double> values);
+
+// --- report ---
+
+std::string FormatMicros(double us);   // "412 µs" / "12.3 ms" / "1.20 s"
+std::string FormatRate(double per_s);  // "12.3 k/s"
+// Prints a section header (and flushes).
+void Section(const std::string& title);
+// Prints one line and flushes.
+void Line(const std::string& text);
+// A verdict line: "  → <what>: <value>  target <target>  PASS|MISS"; appends
+// to the global verdict list printed by PrintVerdicts().
+void Verdict(const std::string& what, const std::string& value, const std::string& target,
+             bool pass);
+void PrintVerdicts();
+
+// Machine description (nproc, memory, CPU model, date).
+std::string MachineDescription();
+
+}  // namespace conductor::bench
+
+#endif  // CONDUCTOR_BENCH_BENCH_UTIL_H_
