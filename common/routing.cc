@@ -227,8 +227,9 @@ int64_t RealToI64(double r) {
 // sqlite3RealSameAsInt.
 bool RealSameAsInt(double r1, int64_t i) {
   double r2 = static_cast<double>(i);
-  return r1 == 0.0 || (std::memcmp(&r1, &r2, sizeof(r1)) == 0 && i >= -2251799813685248LL &&
-                       i < 2251799813685248LL);
+  // Bit-for-bit, as SQLite compares (so -0.0 and NaN behave as in SQLite).
+  bool same_bits = std::memcmp(&r1, &r2, sizeof(r1)) == 0;  // NOLINT(bugprone-*)
+  return r1 == 0.0 || (same_bits && i >= -2251799813685248LL && i < 2251799813685248LL);
 }
 
 // sqlite3VdbeIntegerAffinity (with doubleToInt64): true, and *out set, when the non-NaN real `r`
@@ -298,7 +299,8 @@ size_t RenderRealAsSqliteText(double value, char* buf) {
     }
     if (exp > 350) {
       if (prefix) *out++ = prefix;
-      std::memcpy(out, "Inf", 3);
+      // A length is returned, not a C string.
+      std::memcpy(out, "Inf", 3);  // NOLINT
       return static_cast<size_t>(out + 3 - buf);
     }
   }

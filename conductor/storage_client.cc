@@ -67,14 +67,15 @@ void GrpcStorageClient::ExecuteBatch(const NodeMeta& node, const ExecuteBatchReq
   call->context.set_deadline(ToChrono(deadline));
   StubFor(node.address)
       ->async()
-      ->ExecuteBatch(&call->context, &call->request, &call->response, [call](grpc::Status status) {
-        std::unique_ptr<Call> owned(call);
-        if (status.ok()) {
-          owned->done(std::move(owned->response));
-        } else {
-          owned->done(StorageCallStatus(owned->node, status));
-        }
-      });
+      ->ExecuteBatch(&call->context, &call->request, &call->response,
+                     [call](const grpc::Status& status) {
+                       std::unique_ptr<Call> owned(call);
+                       if (status.ok()) {
+                         owned->done(std::move(owned->response));
+                       } else {
+                         owned->done(StorageCallStatus(owned->node, status));
+                       }
+                     });
 }
 
 absl::StatusOr<std::string> GrpcStorageClient::GetNodeId(const std::string& address,
