@@ -78,6 +78,16 @@ void GrpcStorageClient::ExecuteBatch(const NodeMeta& node, const ExecuteBatchReq
                      });
 }
 
+absl::StatusOr<ExecuteBatchResponse> GrpcStorageClient::ExecuteBatchBlocking(
+    const NodeMeta& node, const ExecuteBatchRequest& request, absl::Time deadline) {
+  grpc::ClientContext context;
+  context.set_deadline(ToChrono(deadline));
+  ExecuteBatchResponse response;
+  grpc::Status status = StubFor(node.address)->ExecuteBatch(&context, request, &response);
+  if (!status.ok()) return StorageCallStatus(node, status);
+  return response;
+}
+
 absl::StatusOr<std::string> GrpcStorageClient::GetNodeId(const std::string& address,
                                                          absl::Time deadline) {
   grpc::ClientContext context;
@@ -89,9 +99,11 @@ absl::StatusOr<std::string> GrpcStorageClient::GetNodeId(const std::string& addr
   return response.node_id();
 }
 
-std::vector<absl::StatusOr<ExecuteBatchResponse>> FanOut(StorageClient& client,
-                                                         const std::vector<NodeBatch>& batches,
-                                                         absl::Time deadline) {
+namespace {
+
+// Starts every batch with the callback API and waits for all answers.
+std::vector<absl::StatusOr<ExecuteBatchResponse>> StartAllAndWait(
+    StorageClient& client, const std::vector<NodeBatch>& batches, absl::Time deadline) {
   std::vector<absl::StatusOr<ExecuteBatchResponse>> results(batches.size(),
                                                             absl::UnknownError("no answer"));
   std::mutex mu;
@@ -108,6 +120,25 @@ std::vector<absl::StatusOr<ExecuteBatchResponse>> FanOut(StorageClient& client,
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return pending == 0; });
   return results;
+}
+
+}  // namespace
+
+absl::StatusOr<ExecuteBatchResponse> StorageClient::ExecuteBatchBlocking(
+    const NodeMeta& node, const ExecuteBatchRequest& request, absl::Time deadline) {
+  auto results = StartAllAndWait(*this, {NodeBatch{node, request}}, deadline);
+  return std::move(results[0]);
+}
+
+std::vector<absl::StatusOr<ExecuteBatchResponse>> FanOut(StorageClient& client,
+                                                         const std::vector<NodeBatch>& batches,
+                                                         absl::Time deadline) {
+  if (batches.size() == 1) {
+    std::vector<absl::StatusOr<ExecuteBatchResponse>> results;
+    results.push_back(client.ExecuteBatchBlocking(batches[0].node, batches[0].request, deadline));
+    return results;
+  }
+  return StartAllAndWait(client, batches, deadline);
 }
 
 }  // namespace conductor
