@@ -100,6 +100,11 @@ absl::Status Database::Exec(absl::string_view sql) {
 }
 
 absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
+  // SQLite stops reading at a NUL: what follows would be silently dropped.
+  if (sql.find('\0') != absl::string_view::npos) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kSqlSyntax,
+                 "the statement contains a NUL character");
+  }
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, &tail);

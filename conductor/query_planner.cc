@@ -270,6 +270,20 @@ std::string ShardWhere(const DmlStatement& s, int shard_param) {
   return absl::StrCat(" WHERE ", filter, " AND (", s.Text(s.where), ")");
 }
 
+// `name type COLLATE c` for a merge table column with the user column's
+// affinity and collation.
+std::string TypedColumn(const sql::ColumnSchema& column) {
+  return absl::StrCat(QuoteIdentifier(column.name), " ", column.type, " COLLATE ",
+                      column.collation.empty() ? "BINARY" : column.collation);
+}
+
+std::string ReplicaTableSql(const TableMeta& table) {
+  std::vector<std::string> columns;
+  for (const auto& column : table.columns) columns.push_back(TypedColumn(column));
+  return absl::StrCat("CREATE TABLE ", QuoteIdentifier(table.name), " (",
+                      absl::StrJoin(columns, ", "), ")");
+}
+
 absl::StatusOr<QueryPlan> PlanAggregate(const DmlStatement& s, const TableMeta& table,
                                         const AggregatePlan& agg,
                                         const std::vector<const ShardMeta*>& targets,
@@ -282,7 +296,9 @@ absl::StatusOr<QueryPlan> PlanAggregate(const DmlStatement& s, const TableMeta& 
   std::vector<std::string> table_columns;
   for (const auto* column : agg.group_columns) {
     shard_columns.push_back(QuoteIdentifier(column->name));
-    table_columns.push_back(QuoteIdentifier(column->name));
+    // Typed like the source column, so comparisons in HAVING and the select
+    // list apply the same affinity as on one SQLite database.
+    table_columns.push_back(TypedColumn(*column));
   }
   std::vector<TextEdit> edits;
   int partial = 0;
@@ -350,20 +366,18 @@ absl::StatusOr<QueryPlan> PlanReplica(const DmlStatement& s, const TableMeta& ta
   QueryPlan plan;
   plan.merge = MergeKind::kInMemory;
   plan.merge_detail = "replica (matching rows copied, statement run in memory)";
-  plan.merge_setup.push_back(table.user_sql);
-  auto parsed = sql::ParseStatement(table.user_sql);
-  if (parsed.ok() && parsed->table != table.name) {
-    plan.merge_setup.push_back(absl::StrCat("ALTER TABLE ", QuoteIdentifier(parsed->table),
-                                            " RENAME TO ", QuoteIdentifier(table.name)));
-  }
+  // Columns only: declared type (affinity) and collation, no constraints.
+  // Rows come from shards whose UNIQUE constraints are per shard, and
+  // generated columns arrive computed.
+  plan.merge_setup.push_back(ReplicaTableSql(table));
   plan.merge_table = table.name;
-  plan.merge_columns = QuotedColumns(table, "", false);
+  plan.merge_columns = QuotedColumns(table, "", true);
   plan.final_sql = s.sql.substr(0, s.end_offset);
   plan.final_params = params;
   const int shard_param = s.parameter_count + 1;
   DmlStatement fetch = s;
   if (WhereUsesAlias(s, table)) fetch.where = Span{};
-  std::string shard_sql = absl::StrCat("SELECT ", QuotedColumns(table, "", false), " FROM ",
+  std::string shard_sql = absl::StrCat("SELECT ", QuotedColumns(table, "", true), " FROM ",
                                        FromClause(s), ShardWhere(fetch, shard_param));
   for (const ShardMeta* shard : targets) {
     plan.statements.push_back(MakeShardStatement(*shard, snapshot, shard_sql, params));
@@ -471,9 +485,25 @@ absl::StatusOr<std::string> ResolveOrderExpression(const DmlStatement& s, const 
 // than as a bare name (SQLite keeps it through + and CAST), or refers to a
 // result alias inside an expression (the alias does not exist on the shard).
 bool CanMergeBySortKeys(const DmlStatement& s, const TableMeta& table) {
-  for (const Span& term_span : s.order_terms) {
+  for (size_t i = 0; i < s.order_terms.size(); ++i) {
+    const Span& term_span = s.order_terms[i];
     auto term = SplitOrderTerm(s.Text(term_span));
     if (!term.ok()) return false;
+    // A position or an alias stands for a select-list expression: judge that.
+    auto resolved = ResolveOrderExpression(s, table, term->expression, i);
+    if (!resolved.ok()) return false;
+    if (term->collation.empty() && BareColumn(table, *resolved) == nullptr) {
+      auto tokens = sql::Tokenize(*resolved);
+      if (!tokens.ok()) return false;
+      for (const auto& token : *tokens) {
+        if (token.kind != sql::TokenKind::kIdentifier &&
+            token.kind != sql::TokenKind::kQuotedIdentifier) {
+          continue;
+        }
+        const sql::ColumnSchema* column = FindColumn(table, sql::IdentifierValue(token));
+        if (column != nullptr && !sql::SameName(column->collation, "BINARY")) return false;
+      }
+    }
     bool bare = BareColumn(table, term->expression) != nullptr;
     for (const auto& [span, name] : s.identifiers) {
       if (!Overlaps(span, term_span)) continue;
@@ -510,8 +540,11 @@ absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table
   ExpandStars(s.items, table, &edits);
   InjectShardFilter(s, s.from.end, shard_param, &edits);
   if (!s.limit_clause.empty()) {
-    edits.push_back(
-        {s.limit_clause, *limit < 0 ? std::string() : absl::StrCat("LIMIT ", *limit + *offset)});
+    edits.push_back({s.limit_clause, *limit < 0
+                                         ? std::string()
+                                         : absl::StrCat("LIMIT ", *offset > INT64_MAX - *limit
+                                                                      ? INT64_MAX
+                                                                      : *limit + *offset)});
   }
   if (s.order_terms.empty()) {
     plan.merge = MergeKind::kConcat;
@@ -702,11 +735,12 @@ absl::Status ValidateRows(const DmlStatement& s, const TableMeta& table,
 // For a plain INSERT (no OR, no upsert) over several nodes: one read per
 // shard that finds any of the new primary keys already present, run before
 // anything is written (see QueryPlan::prechecks).
-absl::Status AddKeyPrechecks(const DmlStatement& s, const TableMeta& table,
-                             const std::vector<std::string>& columns, const std::string& tail,
-                             const std::map<int32_t, std::vector<std::vector<Value>>>& rows_by_shard,
-                             const std::map<int32_t, const ShardMeta*>& shard_by_id,
-                             const Snapshot& snapshot, QueryPlan* plan) {
+absl::Status AddKeyPrechecks(
+    const DmlStatement& s, const TableMeta& table, const std::vector<std::string>& columns,
+    const std::string& tail,
+    const std::map<int32_t, std::vector<std::vector<Value>>>& rows_by_shard,
+    const std::map<int32_t, const ShardMeta*>& shard_by_id, const Snapshot& snapshot,
+    QueryPlan* plan) {
   std::set<std::string> nodes;
   for (const auto& statement : plan->statements) nodes.insert(statement.node.node_id);
   if (!sql::SameName(s.Text(s.insert_head), "INSERT") || !tail.empty() || nodes.size() < 2) {
@@ -725,8 +759,8 @@ absl::Status AddKeyPrechecks(const DmlStatement& s, const TableMeta& table,
   plan->precheck_error = absl::StrCat("UNIQUE constraint failed: ", absl::StrJoin(failed, ", "));
   const int width = static_cast<int>(positions.size());
   const size_t per_statement = std::max(1, (kMaxSqliteParameters - 1) / width);
-  const std::string lhs = width == 1 ? key_columns[0]
-                                     : absl::StrCat("(", absl::StrJoin(key_columns, ", "), ")");
+  const std::string lhs =
+      width == 1 ? key_columns[0] : absl::StrCat("(", absl::StrJoin(key_columns, ", "), ")");
   for (const auto& [shard_id, rows] : rows_by_shard) {
     for (size_t start = 0; start < rows.size(); start += per_statement) {
       size_t end = std::min(rows.size(), start + per_statement);
@@ -743,12 +777,12 @@ absl::Status AddKeyPrechecks(const DmlStatement& s, const TableMeta& table,
       }
       std::string rhs = width == 1 ? absl::StrCat("(", absl::StrJoin(tuples, ", "), ")")
                                    : absl::StrCat("(VALUES ", absl::StrJoin(tuples, ", "), ")");
-      plan->prechecks.push_back(MakeShardStatement(
-          *shard_by_id.at(shard_id), snapshot,
-          absl::StrCat("SELECT 1 FROM ", QuoteIdentifier(table.name), " WHERE ",
-                       sql::kVirtualShardColumn, " = ?", values.size() + 1, " AND ", lhs, " IN ",
-                       rhs, " LIMIT 1"),
-          values));
+      plan->prechecks.push_back(
+          MakeShardStatement(*shard_by_id.at(shard_id), snapshot,
+                             absl::StrCat("SELECT 1 FROM ", QuoteIdentifier(table.name), " WHERE ",
+                                          sql::kVirtualShardColumn, " = ?", values.size() + 1,
+                                          " AND ", lhs, " IN ", rhs, " LIMIT 1"),
+                             values));
     }
   }
   return absl::OkStatus();
@@ -780,17 +814,16 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
     bool in_rows = !s.value_rows.empty() && span.begin >= s.value_rows.front().begin &&
                    span.end <= s.value_rows.back().end;
     if (!in_rows) continue;
-    plain.push_back({Span{span.begin - s.value_rows.front().begin,
-                          span.end - s.value_rows.front().begin},
-                     "?"});
+    plain.push_back(
+        {Span{span.begin - s.value_rows.front().begin, span.end - s.value_rows.front().begin},
+         "?"});
     bind_order.push_back(number);
   }
   Span rows_span{s.value_rows.empty() ? 0 : s.value_rows.front().begin,
                  s.value_rows.empty() ? 0 : s.value_rows.back().end};
   auto db = Database::Open(":memory:");
   if (!db.ok()) return db.status();
-  auto values =
-      (*db)->Prepare(absl::StrCat("VALUES ", sql::ApplyEdits(s.Text(rows_span), plain)));
+  auto values = (*db)->Prepare(absl::StrCat("VALUES ", sql::ApplyEdits(s.Text(rows_span), plain)));
   if (!values.ok()) return values.status();
   if (values->ColumnCount() != static_cast<int>(columns.size())) {
     return Error(absl::StatusCode::kInvalidArgument, reason::kSqlError,
@@ -819,8 +852,8 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
                    absl::StrCat("row ", row_number, " has no value (NULL) for the shard key ",
                                 table.shard_key));
     }
-    const ShardMeta* shard =
-        active[routing::ShardIndex(routing::RoutingHash(key, affinity), static_cast<int>(active.size()))];
+    const ShardMeta* shard = active[routing::ShardIndex(routing::RoutingHash(key, affinity),
+                                                        static_cast<int>(active.size()))];
     shard_by_id[shard->shard_id] = shard;
     all_rows.push_back(row);
     rows_by_shard[shard->shard_id].push_back(std::move(row));
@@ -918,8 +951,8 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
   plan.merge = plan.statements.size() == 1 ? MergeKind::kPassThrough : MergeKind::kConcat;
   plan.merge_detail =
       plan.statements.size() == 1 ? "none (one shard)" : "concat, rows_affected summed";
-  if (auto status = AddKeyPrechecks(s, table, columns, tail, rows_by_shard, shard_by_id, snapshot,
-                                    &plan);
+  if (auto status =
+          AddKeyPrechecks(s, table, columns, tail, rows_by_shard, shard_by_id, snapshot, &plan);
       !status.ok()) {
     return status;
   }

@@ -126,6 +126,15 @@ std::string FormatTimestamp(int64_t epoch_ms) {
 
 absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteRequest& request,
                                                           absl::Time deadline) {
+  if (request.sql().size() > kMaxSqlBytes) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kSqlSyntax,
+                 absl::StrCat("the statement is ", request.sql().size(), " bytes; the limit is ",
+                              kMaxSqlBytes, " (bind large values as ? parameters)"));
+  }
+  if (request.sql().find('\0') != std::string::npos) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kSqlSyntax,
+                 "the statement contains a NUL character");
+  }
   auto parsed = sql::ParseStatement(request.sql());
   if (!parsed.ok()) return parsed.status();
   const sql::ParsedStatement& stmt = *parsed;

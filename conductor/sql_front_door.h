@@ -15,6 +15,9 @@ namespace conductor {
 
 class SqlFrontDoor {
  public:
+  // Longer statements are refused; large values belong in parameters.
+  static constexpr size_t kMaxSqlBytes = 4 << 20;
+
   SqlFrontDoor(TableOperations* tables, TopologyStore* store, QueryExecutor* executor)
       : tables_(tables), store_(store), executor_(executor) {}
 

@@ -52,7 +52,7 @@ absl::Status TableBusy(const TableMeta& table) {
 absl::StatusOr<std::string> CurrentPhysicalSql(const TableMeta& table) {
   auto parsed = sql::ParseStatement(table.physical_sql);
   if (!parsed.ok()) return parsed.status();
-  if (parsed->table == table.name) return table.physical_sql;
+  if (sql::SameName(parsed->table, table.name)) return table.physical_sql;
   auto db = Database::Open(":memory:");
   if (!db.ok()) return db.status();
   if (auto s = (*db)->Exec(table.physical_sql); !s.ok()) return s;
@@ -329,7 +329,8 @@ absl::StatusOr<v1::CreateTableResponse> TableOperations::CreateTable(
         created, absl::StrCat("table ", table.name, " was not created (nothing is left behind)"));
   }
   if (auto s = store_->SetTableState(*table_id, TableState::kActive); !s.ok()) return s;
-  const TableMeta* now_active = store_->snapshot()->FindActive(table.name);
+  auto created_snapshot = store_->snapshot();
+  const TableMeta* now_active = created_snapshot->FindActive(table.name);
   if (now_active == nullptr) return absl::InternalError("created table vanished");
   v1::CreateTableResponse response;
   *response.mutable_table() = ToTableInfo(*now_active);
@@ -384,6 +385,22 @@ absl::StatusOr<v1::RenameTableResponse> TableOperations::RenameTable(
     *response.mutable_table() = ToTableInfo(*table);
     return response;
   }
+  if (sql::SameName(table->name, request.new_name())) {
+    // Only the case changes: SQLite's names are case-insensitive, so the
+    // nodes' tables already answer to it (and SQLite refuses such a rename).
+    const int64_t table_id = table->table_id;
+    if (auto s = store_->SetTableState(table_id, TableState::kRenaming, request.new_name());
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = store_->FinishRename(table_id); !s.ok()) return s;
+    auto renamed = store_->snapshot();
+    const TableMeta* now = renamed->FindActive(request.new_name());
+    if (now == nullptr) return absl::InternalError("renamed table vanished");
+    v1::RenameTableResponse response;
+    *response.mutable_table() = ToTableInfo(*now);
+    return response;
+  }
   const TableMeta* taken = snapshot->FindAny(request.new_name());
   if (taken != nullptr && taken->table_id != table->table_id) {
     return Error(absl::StatusCode::kAlreadyExists, reason::kTableAlreadyExists,
@@ -409,7 +426,8 @@ absl::StatusOr<v1::RenameTableResponse> TableOperations::RenameTable(
     return Annotate(renamed, absl::StrCat("table ", old_name, " was not renamed"));
   }
   if (auto s = store_->FinishRename(table_id); !s.ok()) return s;
-  const TableMeta* now = store_->snapshot()->FindActive(request.new_name());
+  auto renamed_snapshot = store_->snapshot();
+  const TableMeta* now = renamed_snapshot->FindActive(request.new_name());
   if (now == nullptr) return absl::InternalError("renamed table vanished");
   LogInfo("renamed table %s to %s", old_name, now->name);
   v1::RenameTableResponse response;
@@ -422,10 +440,12 @@ absl::StatusOr<v1::SetBlockSizeResponse> TableOperations::SetBlockSize(
   if (auto s = sql::ValidateName(request.table(), "table name"); !s.ok()) return s;
   if (auto s = ValidateBlockSize(request.block_size()); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(ddl_mu_);
-  const TableMeta* table = store_->snapshot()->FindActive(request.table());
+  auto before = store_->snapshot();
+  const TableMeta* table = before->FindActive(request.table());
   if (table == nullptr) return TableNotFound(request.table());
   if (auto s = store_->SetBlockSize(table->table_id, request.block_size()); !s.ok()) return s;
-  const TableMeta* now = store_->snapshot()->FindActive(request.table());
+  auto after = store_->snapshot();
+  const TableMeta* now = after->FindActive(request.table());
   if (now == nullptr) return absl::InternalError("table vanished");
   v1::SetBlockSizeResponse response;
   *response.mutable_table() = ToTableInfo(*now);

@@ -16,20 +16,34 @@
 namespace conductor::sql {
 namespace {
 
+// Deeper nesting is refused (SQLite's own expression depth limit is 1000).
+constexpr int kMaxNesting = 1000;
+
 // The significant tokens of one statement with their parenthesis depth.
 class Tokens {
  public:
   explicit Tokens(std::vector<Token> all) : all_(std::move(all)) {
     int depth = 0;
+    std::vector<size_t> open;
     for (const Token& token : all_) {
       if (IsTrivia(token)) continue;
       if (IsOperator(token, ")")) --depth;
       list_.push_back(&token);
       depth_.push_back(depth);
-      if (IsOperator(token, "(")) ++depth;
+      match_.push_back(0);
+      if (IsOperator(token, "(")) {
+        ++depth;
+        max_depth_ = std::max(max_depth_, depth);
+        open.push_back(list_.size() - 1);
+      } else if (IsOperator(token, ")") && !open.empty()) {
+        match_[open.back()] = list_.size() - 1;
+        open.pop_back();
+      }
       if (token.kind == TokenKind::kEnd) break;
     }
+    for (size_t i : open) match_[i] = list_.size() - 1;  // unbalanced: up to the end
   }
+  int max_depth() const { return max_depth_; }
   size_t size() const { return list_.size(); }  // includes the final kEnd
   const Token& operator[](size_t i) const { return *list_[std::min(i, list_.size() - 1)]; }
   int depth(size_t i) const { return depth_[std::min(i, depth_.size() - 1)]; }
@@ -44,16 +58,15 @@ class Tokens {
   }
   // The index of the ")" matching the "(" at `open`, or size()-1.
   size_t Match(size_t open) const {
-    for (size_t i = open + 1; i < size(); ++i) {
-      if (Op(i, ")") && depth(i) == depth(open)) return i;
-    }
-    return size() - 1;
+    return open < match_.size() && IsOperator(*list_[open], "(") ? match_[open] : size() - 1;
   }
 
  private:
   std::vector<Token> all_;
   std::vector<const Token*> list_;
   std::vector<int> depth_;
+  std::vector<size_t> match_;  // for "(": the index of its ")"
+  int max_depth_ = 0;
 };
 
 bool IsIdentifierToken(const Token& token) {
@@ -155,10 +168,9 @@ size_t ParseAlias(const Tokens& t, size_t i, std::string* alias) {
     *alias = IdentifierValue(t[i + 1]);
     return i + 2;
   }
-  if (IsIdentifierToken(t[i]) &&
-      !(t[i].kind == TokenKind::kIdentifier &&
-        (IsReservedWord(t[i].text) || t.Keyword(i, "INDEXED") || t.Keyword(i, "RETURNING") ||
-         t.Keyword(i, "WINDOW")))) {
+  if (IsIdentifierToken(t[i]) && !(t[i].kind == TokenKind::kIdentifier &&
+                                   (IsReservedWord(t[i].text) || t.Keyword(i, "INDEXED") ||
+                                    t.Keyword(i, "RETURNING") || t.Keyword(i, "WINDOW")))) {
     *alias = IdentifierValue(t[i]);
     return i + 1;
   }
@@ -237,7 +249,9 @@ void FindPins(const Tokens& t, size_t from, size_t to, const std::map<size_t, in
   bool in_between = false;
   for (size_t i = from; i < to; ++i) {
     if (t.depth(i) != depth) continue;
-    if (t.Keyword(i, "OR")) return;  // a disjunction pins nothing (conservative)
+    // A disjunction pins nothing (conservative); neither does CASE, whose
+    // WHEN … AND … THEN has no parentheses to mark it off.
+    if (t.Keyword(i, "OR") || t.Keyword(i, "CASE")) return;
     if (t.Keyword(i, "BETWEEN")) in_between = true;
     if (t.Keyword(i, "AND")) {
       if (in_between) {
@@ -575,6 +589,10 @@ absl::Status ParseDelete(const Tokens& t, const std::map<size_t, int>& params, D
 }  // namespace
 
 absl::StatusOr<DmlStatement> AnalyzeDml(absl::string_view sql) {
+  if (sql.find('\0') != absl::string_view::npos) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kSqlSyntax,
+                 "the statement contains a NUL character");
+  }
   auto all = Tokenize(sql);
   if (!all.ok()) return all.status();
   auto statement = FirstStatement(*all);
@@ -583,12 +601,18 @@ absl::StatusOr<DmlStatement> AnalyzeDml(absl::string_view sql) {
   if (t.End(0)) {
     return Error(absl::StatusCode::kInvalidArgument, reason::kSqlSyntax, "empty statement");
   }
+  if (t.max_depth() > kMaxNesting) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kSqlSyntax,
+                 absl::StrCat("parentheses nest deeper than ", kMaxNesting, " levels"));
+  }
   if (t.Keyword(0, "WITH")) {
     return Unsupported("WITH (common table expressions)", "write the query without WITH");
   }
   DmlStatement out;
   out.sql = std::string(sql);
-  out.end_offset = t[t.size() - 1].offset;
+  // Up to the end of the last significant token: a trailing `-- comment`
+  // must not swallow text the planner appends.
+  out.end_offset = t.size() >= 2 ? t.SpanOf(t.size() - 2, t.size() - 1).end : t[0].offset;
 
   // Parameters, SQLite's numbering: ? is one past the largest so far, ?NNN is
   // NNN, a name keeps the number it first got.
