@@ -56,8 +56,7 @@ absl::Status ValidateBootstrapOptions(const BootstrapOptions& options) {
       return absl::InvalidArgumentError(absl::StrCat("--storage_nodes: ", s.message()));
     }
     if (!seen.insert(address).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--storage_nodes lists ", address, " twice"));
+      return absl::InvalidArgumentError(absl::StrCat("--storage_nodes lists ", address, " twice"));
     }
   }
   if (options.storage_timeout <= absl::ZeroDuration()) {
@@ -111,8 +110,8 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
     if (!node_id.ok()) {
-      return absl::UnavailableError(absl::StrCat("storage node ", address,
-                                                 " never answered (", node_id.status().message(),
+      return absl::UnavailableError(absl::StrCat("storage node ", address, " never answered (",
+                                                 node_id.status().message(),
                                                  "); start it first or fix --storage_nodes"));
     }
     const NodeMeta* clash = snapshot->FindNode(*node_id);
@@ -126,8 +125,15 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
     if (auto s = conductor->tables_.CreateTablesOn({*node_id, address},
                                                    absl::Now() + options.storage_timeout);
         !s.ok()) {
-      return Annotate(s, absl::StrCat("creating the existing tables on new storage node ",
-                                      *node_id));
+      return Annotate(s,
+                      absl::StrCat("creating the existing tables on new storage node ", *node_id));
+    }
+  }
+  // Every node has every table: a node registered just before a crash may
+  // have missed them. Idempotent; a node that is down now is left for later.
+  for (const NodeMeta& node : conductor->store_->snapshot()->nodes) {
+    if (auto s = conductor->tables_.CreateTablesOn(node, absl::Now() + absl::Seconds(2)); !s.ok()) {
+      LogWarning("could not check the tables on storage node %s: %s", node.node_id, s.message());
     }
   }
   conductor->tables_.StartBackgroundReconciler();

@@ -226,7 +226,16 @@ absl::StatusOr<v1::ExecuteResponse> QueryExecutor::Run(const QueryPlan& plan,
   }
   auto answers = FanOut(*storage_, batches, storage_deadline);
   for (const auto& answer : answers) {
-    if (!answer.ok()) return UserFacing(answer.status());
+    if (answer.ok()) continue;
+    // The node's time ran out but the client's has not: the node did not
+    // answer within --storage_timeout_ms, which is unavailability.
+    if (answer.status().code() == absl::StatusCode::kDeadlineExceeded && absl::Now() < deadline) {
+      return Error(absl::StatusCode::kUnavailable, reason::kStorageUnavailable,
+                   absl::StrCat(answer.status().message(),
+                                " (no answer within the storage "
+                                "timeout, --storage_timeout_ms)"));
+    }
+    return UserFacing(answer.status());
   }
   std::vector<const StatementResult*> results;
   int64_t rows_affected = 0;

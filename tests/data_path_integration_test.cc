@@ -351,5 +351,27 @@ TEST(DataPathDeadlineTest, TheClientDeadlineReachesTheStorageNode) {
       << "the node received the write after its deadline and must not apply it";
 }
 
+// A node that does not answer within --storage_timeout_ms, while the client
+// still has time, is unavailability (retry later), not the client's deadline.
+TEST(DataPathDeadlineTest, AHungNodeIsUnavailable) {
+  auto cluster = TestCluster::Start({.storage_nodes = 1,
+                                     .extra_conductor_flags = {"--storage_timeout_ms=500"}});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  grpc::ClientContext create_context;
+  v1::ExecuteRequest create;
+  create.set_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)");
+  v1::ExecuteResponse ignored;
+  ASSERT_TRUE((*cluster)->ops().Execute(&create_context, create, &ignored).ok());
+  (*cluster)->node_process(0)->Freeze();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::ExecuteRequest request;
+  request.set_sql("SELECT * FROM t WHERE id = 1");
+  grpc::Status status = (*cluster)->ops().Execute(&context, request, &ignored);
+  (*cluster)->node_process(0)->Thaw();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_EQ(ErrorReason(FromGrpcStatus(status)), "STORAGE_UNAVAILABLE");
+}
+
 }  // namespace
 }  // namespace conductor

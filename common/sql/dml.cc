@@ -110,6 +110,33 @@ std::vector<std::pair<size_t, size_t>> SplitCommas(const Tokens& t, size_t from,
   return parts;
 }
 
+// Whether the token at i can end an expression, so that a name after it is an
+// implicit alias (`SELECT a b`), not an operand (`SELECT a AND b`, `a LIKE b`).
+bool EndsAnExpression(const Tokens& t, size_t i) {
+  const Token& token = t[i];
+  switch (token.kind) {
+    case TokenKind::kString:
+    case TokenKind::kNumber:
+    case TokenKind::kBlob:
+    case TokenKind::kParameter:
+    case TokenKind::kQuotedIdentifier:
+      return true;
+    case TokenKind::kOperator:
+      return token.text == ")";
+    case TokenKind::kIdentifier: {
+      if (IsReservedWord(token.text)) return IsKeyword(token, "NULL") || IsKeyword(token, "END");
+      for (const char* word :
+           {"LIKE", "GLOB", "MATCH", "REGEXP", "IS", "NOT", "ESCAPE", "COLLATE", "AND", "OR", "IN",
+            "BETWEEN", "CASE", "WHEN", "THEN", "ELSE", "DISTINCT", "CAST", "AS"}) {
+        if (IsKeyword(token, word)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 absl::StatusOr<SelectItem> ParseItem(const Tokens& t, size_t from, size_t to) {
   if (from >= to) return SyntaxError(t[from], "an expression");
   SelectItem item;
@@ -131,8 +158,7 @@ absl::StatusOr<SelectItem> ParseItem(const Tokens& t, size_t from, size_t to) {
     end = to - 2;
   } else if (to - from >= 2 && IsIdentifierToken(t[to - 1]) &&
              !(t[to - 1].kind == TokenKind::kIdentifier && IsReservedWord(t[to - 1].text)) &&
-             !t.Op(to - 2, ".") && !t.Keyword(to - 2, "COLLATE") &&
-             (t[to - 2].kind != TokenKind::kOperator || t.Op(to - 2, ")"))) {
+             EndsAnExpression(t, to - 2)) {
     item.alias = IdentifierValue(t[to - 1]);
     end = to - 1;
   }

@@ -141,6 +141,18 @@ TEST(DmlTest, IsDistinctFromIsAnExpression) {
   EXPECT_EQ(s.items.size(), 1u);
 }
 
+TEST(DmlTest, ANameAfterAnOperatorIsNotAnAlias) {
+  DmlStatement s = Analyze("SELECT a AND b, c LIKE d, e f, g.h i, 'x' y, (1) z FROM t");
+  ASSERT_EQ(s.items.size(), 6u);
+  EXPECT_EQ(s.items[0].alias, "");
+  EXPECT_EQ(s.Text(s.items[0].expression), "a AND b");
+  EXPECT_EQ(s.items[1].alias, "");
+  EXPECT_EQ(s.items[2].alias, "f");
+  EXPECT_EQ(s.items[3].alias, "i");
+  EXPECT_EQ(s.items[4].alias, "y");
+  EXPECT_EQ(s.items[5].alias, "z");
+}
+
 TEST(DmlTest, ScalarMinMaxAreNotAggregates) {
   DmlStatement s = Analyze("SELECT max(a, b), min(c) FROM t");
   ASSERT_EQ(s.aggregates.size(), 1u);
