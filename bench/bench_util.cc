@@ -1,11 +1,6 @@
 #include "bench/bench_util.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,18 +19,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "common/sqlite.h"
-#include "tools/cpp/runfiles/runfiles.h"
 
 namespace conductor::bench {
 
 namespace {
-
-std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles>& RunfilesInstance() {
-  static auto* runfiles = new std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles>();
-  return *runfiles;
-}
 
 // The cluster root to remove when the benchmark aborts.
 std::string& CleanupRoot() {
@@ -72,142 +60,36 @@ void Check(const grpc::Status& status, const std::string& what) {
   Abort();
 }
 
-void InitRunfiles(const char* argv0) {
-  std::string error;
-  RunfilesInstance().reset(bazel::tools::cpp::runfiles::Runfiles::Create(argv0, &error));
-  if (RunfilesInstance() == nullptr) {
-    fprintf(stderr, "warning: no runfiles (%s); binaries resolve relative to the cwd\n",
-            error.c_str());
-  }
-}
+// --- the cluster ---
 
-std::string BinaryPath(const std::string& workspace_relative) {
-  if (RunfilesInstance() == nullptr) return workspace_relative;
-  return RunfilesInstance()->Rlocation("conductor/" + workspace_relative);
-}
-
-// --- ServerProcess ---
-
-absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
-    const std::vector<std::string>& argv, const std::string& log_path) {
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
-  int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) return absl::InternalError(absl::StrCat("cannot open ", log_path));
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) return absl::InternalError("fork failed");
-  if (pid == 0) {
-    // Child: die with the benchmark; stdout to the pipe, stderr to the log.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    dup2(out[1], 1);
-    dup2(log_fd, 2);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(out[1]);
-  close(log_fd);
-  return std::unique_ptr<ServerProcess>(new ServerProcess(pid, out[0]));
-}
-
-ServerProcess::~ServerProcess() {
-  if (pid_ > 0) {
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 500; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  if (stdout_fd_ >= 0) close(stdout_fd_);
-}
-
-absl::StatusOr<std::string> ServerProcess::WaitForListening(int timeout_s) {
-  auto give_up = Clock::now() + std::chrono::seconds(timeout_s);
-  const std::string marker = "listening on ";
-  while (true) {
-    size_t at = buffered_.find(marker);
-    if (at != std::string::npos) {
-      size_t end = buffered_.find('\n', at);
-      if (end != std::string::npos) {
-        return buffered_.substr(at + marker.size(), end - at - marker.size());
-      }
-    }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - Clock::now());
-    if (left.count() <= 0) return absl::DeadlineExceededError("never printed 'listening on'");
-    pollfd pfd{stdout_fd_, POLLIN, 0};
-    if (poll(&pfd, 1, static_cast<int>(left.count()) + 1) <= 0) continue;
-    char buf[4096];
-    ssize_t n = read(stdout_fd_, buf, sizeof(buf));
-    if (n <= 0) return absl::FailedPreconditionError("exited before listening (see its log)");
-    buffered_.append(buf, static_cast<size_t>(n));
-  }
-}
-
-// --- BenchCluster ---
-
-std::unique_ptr<BenchCluster> BenchCluster::Start(const ClusterOptions& options) {
-  std::unique_ptr<BenchCluster> cluster(new BenchCluster);
+BenchCluster StartCluster(int storage_nodes) {
   const char* base = getenv("BENCH_TMPDIR");
-  cluster->root_ = absl::StrCat(base != nullptr ? base : "/tmp", "/conductor-bench-", getpid());
-  std::filesystem::create_directories(cluster->root_);
-  CleanupRoot() = cluster->root_;
-  cluster->nodes_.resize(options.storage_nodes);
-  // Start every node first, then read their addresses: startups overlap.
-  for (int i = 0; i < options.storage_nodes; ++i) {
-    Node& node = cluster->nodes_[i];
-    node.data_dir = absl::StrCat(cluster->root_, "/", node_id(i));
-    auto process =
-        ServerProcess::Start({BinaryPath("storage_node/storage_node"), "--listen=127.0.0.1:0",
-                              "--data_dir=" + node.data_dir, "--node_id=" + node_id(i),
-                              "--synchronous=" + options.synchronous},
-                             absl::StrCat(cluster->root_, "/", node_id(i), ".log"));
-    Check(process.status(), "start " + node_id(i));
-    node.process = std::move(*process);
-  }
-  std::vector<std::string> addresses;
-  for (int i = 0; i < options.storage_nodes; ++i) {
-    auto address = cluster->nodes_[i].process->WaitForListening(60);
-    Check(address.status(), node_id(i) + " listening");
-    cluster->nodes_[i].address = *address;
-    addresses.push_back(*address);
-  }
-  auto conductor = ServerProcess::Start({BinaryPath("conductor/conductor"), "--listen=127.0.0.1:0",
-                                         "--data_dir=" + cluster->root_ + "/conductor",
-                                         "--storage_nodes=" + absl::StrJoin(addresses, ",")},
-                                        cluster->root_ + "/conductor.log");
-  Check(conductor.status(), "start conductor");
-  cluster->conductor_ = std::move(*conductor);
-  auto address = cluster->conductor_->WaitForListening(120);
-  Check(address.status(), "conductor listening (log: " + cluster->root_ + "/conductor.log)");
-  cluster->conductor_address_ = *address;
-  cluster->ops_ = v1::TableOps::NewStub(NewChannel(cluster->conductor_address_));
-  return cluster;
+  TestCluster::Options options;
+  options.storage_nodes = storage_nodes;
+  options.extra_storage_node_flags = {"--synchronous=full"};
+  // TestCluster passes --storage_timeout_ms=5000 (for fault tests); the
+  // benchmarks measure the product default (the last flag wins).
+  options.extra_conductor_flags = {"--storage_timeout_ms=10000"};
+  options.root_dir = absl::StrCat(base != nullptr ? base : "/tmp", "/conductor-bench-", getpid());
+  options.die_with_parent = true;
+  CleanupRoot() = options.root_dir;
+  auto cluster = TestCluster::Start(options);
+  Check(cluster.status(), "start the cluster (logs in " + options.root_dir + ")");
+  return BenchCluster(cluster->release());
 }
 
-BenchCluster::~BenchCluster() {
-  ops_.reset();
-  conductor_.reset();
-  nodes_.clear();
+void StopAndRemoveData::operator()(TestCluster* cluster) const {
+  std::string root = cluster->root();
+  delete cluster;
   if (getenv("BENCH_KEEP_DATA") == nullptr) {
     std::error_code ignored;
-    std::filesystem::remove_all(root_, ignored);
+    std::filesystem::remove_all(root, ignored);
   }
 }
 
-int BenchCluster::node_index(const std::string& id) const {
-  for (int i = 0; i < node_count(); ++i) {
-    if (node_id(i) == id) return i;
+int NodeIndex(const TestCluster& cluster, const std::string& node_id) {
+  for (int i = 0; i < cluster.node_count(); ++i) {
+    if (cluster.node_id(i) == node_id) return i;
   }
   return -1;
 }
@@ -422,11 +304,11 @@ CpuTimes& CpuTimes::operator+=(const CpuTimes& o) {
   return *this;
 }
 
-CpuTimes SampleCpu(const BenchCluster& cluster) {
+CpuTimes SampleCpu(TestCluster& cluster) {
   CpuTimes t;
-  ProcessCpu(cluster.conductor_pid(), &t.conductor_user, &t.conductor_sys);
+  ProcessCpu(cluster.conductor_process()->pid(), &t.conductor_user, &t.conductor_sys);
   for (int i = 0; i < cluster.node_count(); ++i) {
-    ProcessCpu(cluster.node_pid(i), &t.nodes_user, &t.nodes_sys);
+    ProcessCpu(cluster.node_process(i)->pid(), &t.nodes_user, &t.nodes_sys);
   }
   rusage usage;
   getrusage(RUSAGE_SELF, &usage);

@@ -1,22 +1,14 @@
-// Shared pieces of the benchmarks under bench/: a cluster of real processes
-// (storage nodes, then a conductor) on loopback, a direct storage.v1 client
-// that fans batches out to nodes the way the conductor does, latency
-// statistics, and the report format (figure, baseline, ratio, target,
-// PASS/MISS).
-//
-// The benchmarks do not use tests/harness: that package is visible to
-// //tests only, and this folder must not change it. BenchCluster is a small
-// copy of its process handling, plus PR_SET_PDEATHSIG so that a crashed
-// benchmark never leaves servers behind.
+// Shared pieces of the benchmarks under bench/: the cluster of real processes
+// on loopback (tests/harness's TestCluster, started the benchmarks' way), a
+// direct storage.v1 client that fans batches out to nodes the way the
+// conductor does, CPU accounting, latency statistics, and the report format
+// (figure, baseline, ratio, target, PASS/MISS).
 #ifndef CONDUCTOR_BENCH_BENCH_UTIL_H_
 #define CONDUCTOR_BENCH_BENCH_UTIL_H_
-
-#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +18,7 @@
 #include "conductor/v1/table_ops.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "storage/v1/storage.grpc.pb.h"
+#include "tests/harness/cluster.h"
 
 namespace conductor::bench {
 
@@ -33,67 +26,24 @@ namespace conductor::bench {
 void Check(const absl::Status& status, const std::string& what);
 void Check(const grpc::Status& status, const std::string& what);
 
-// Resolves runfiles (call once from main with argv[0]).
-void InitRunfiles(const char* argv0);
-std::string BinaryPath(const std::string& workspace_relative);
+using testing::TestCluster;
 
-// A child server process whose stdout announces "listening on HOST:PORT".
-class ServerProcess {
- public:
-  // Starts argv; stderr goes to `log_path`. The child is SIGKILLed if the
-  // benchmark dies.
-  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::vector<std::string>& argv,
-                                                              const std::string& log_path);
-  ~ServerProcess();  // SIGTERM, then SIGKILL after 10 s.
-  absl::StatusOr<std::string> WaitForListening(int timeout_s);
-  pid_t pid() const { return pid_; }
-
- private:
-  ServerProcess(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {}
-  pid_t pid_;
-  int stdout_fd_;
-  std::string buffered_;
+// Stops the cluster's servers (SIGTERM, then SIGKILL after 10 s), then
+// removes its data directory unless BENCH_KEEP_DATA is set.
+struct StopAndRemoveData {
+  void operator()(TestCluster* cluster) const;
 };
+using BenchCluster = std::unique_ptr<TestCluster, StopAndRemoveData>;
 
-struct ClusterOptions {
-  int storage_nodes = 3;
-  // storage_node --synchronous (full is the product default).
-  std::string synchronous = "full";
-};
+// Starts N storage nodes ("node-1" … "node-N", --synchronous=full: the
+// product default, stated so that the figures stay durable ones) and a
+// conductor (with its own default storage timeout), each in its own data
+// directory under $BENCH_TMPDIR/conductor-bench-PID (default /tmp). The
+// servers die with the benchmark. Aborts on failure.
+BenchCluster StartCluster(int storage_nodes);
 
-// N storage nodes ("node-1" … "node-N") and a conductor, each in its own
-// data directory under one temporary root, removed on destruction.
-class BenchCluster {
- public:
-  static std::unique_ptr<BenchCluster> Start(const ClusterOptions& options);
-  ~BenchCluster();
-
-  int node_count() const { return static_cast<int>(nodes_.size()); }
-  static std::string node_id(int i) { return "node-" + std::to_string(i + 1); }
-  // Index of "node-K", or -1.
-  int node_index(const std::string& node_id) const;
-  const std::string& node_address(int i) const { return nodes_[i].address; }
-  std::string node_database(int i) const { return nodes_[i].data_dir + "/storage.db"; }
-  const std::string& conductor_address() const { return conductor_address_; }
-  const std::string& root() const { return root_; }
-  // A shared stub for setup calls (each benchmark thread makes its own).
-  v1::TableOps::Stub& ops() { return *ops_; }
-  pid_t conductor_pid() const { return conductor_->pid(); }
-  pid_t node_pid(int i) const { return nodes_[i].process->pid(); }
-
- private:
-  struct Node {
-    std::string data_dir;
-    std::string address;
-    std::unique_ptr<ServerProcess> process;
-  };
-  BenchCluster() = default;
-  std::string root_;
-  std::vector<Node> nodes_;
-  std::unique_ptr<ServerProcess> conductor_;
-  std::string conductor_address_;
-  std::unique_ptr<v1::TableOps::Stub> ops_;
-};
+// Index of "node-K" in `cluster`, or -1.
+int NodeIndex(const TestCluster& cluster, const std::string& node_id);
 
 // A channel of its own (its own TCP connection: no subchannel sharing with
 // other channels to the same address).
@@ -174,7 +124,7 @@ struct CpuTimes {
   CpuTimes operator-(const CpuTimes& o) const;
   CpuTimes& operator+=(const CpuTimes& o);
 };
-CpuTimes SampleCpu(const BenchCluster& cluster);
+CpuTimes SampleCpu(TestCluster& cluster);
 // "cpu/op: conductor 120 µs (usr 40 + sys 80) · nodes … · client …".
 std::string FormatCpuPerOp(const CpuTimes& delta, double ops);
 

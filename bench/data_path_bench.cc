@@ -82,12 +82,12 @@ struct Routing {
   }
 };
 
-Routing RoutingOf(BenchCluster& cluster, const std::string& table) {
+Routing RoutingOf(TestCluster& cluster, const std::string& table) {
   v1::DescribeTableResponse described = MustDescribe(cluster.ops(), table);
   std::vector<std::pair<int, int>> shards;
   for (const auto& shard : described.shards()) {
     if (shard.status() != "active") continue;
-    shards.emplace_back(shard.shard_id(), cluster.node_index(shard.node_id()));
+    shards.emplace_back(shard.shard_id(), NodeIndex(cluster, shard.node_id()));
   }
   std::sort(shards.begin(), shards.end());
   Routing routing;
@@ -116,7 +116,7 @@ struct RunResult {
 };
 
 template <typename Worker>
-RunResult RunWorkers(const BenchCluster& cluster, int threads, double seconds,
+RunResult RunWorkers(TestCluster& cluster, int threads, double seconds,
                      const std::function<std::unique_ptr<Worker>(int)>& make) {
   std::vector<std::unique_ptr<Worker>> workers(threads);
   std::vector<std::vector<double>> latencies(threads);
@@ -191,7 +191,7 @@ void Fail(const std::string& what) { Check(absl::InternalError(what), "check"); 
 // ---------------------------------------------------------------- (a) point reads
 
 struct PointReadSetup {
-  BenchCluster* cluster;
+  TestCluster* cluster;
   Routing routing;
   std::string shard_sql;  // from EXPLAIN: ?1 = id, ?2 = shard
   std::string plain_db;   // in-process SQLite baseline
@@ -265,7 +265,7 @@ class DirectReader {
 // gRPC floors: the cheapest call each server answers, no SQL, no fan-out.
 class NodeInfoCaller {
  public:
-  explicit NodeInfoCaller(BenchCluster& cluster) {
+  explicit NodeInfoCaller(TestCluster& cluster) {
     for (int i = 0; i < kNodes; ++i) {
       stubs_.push_back(storage::v1::Storage::NewStub(NewChannel(cluster.node_address(i))));
     }
@@ -335,7 +335,7 @@ class SqliteReader {
   std::mt19937_64 warm_{99};
 };
 
-PointReadSetup PreparePointReads(BenchCluster& cluster, const std::string& root) {
+PointReadSetup PreparePointReads(TestCluster& cluster, const std::string& root) {
   PointReadSetup setup;
   setup.cluster = &cluster;
   MustExecute(cluster.ops(), "CREATE TABLE kv (id INTEGER PRIMARY KEY, v TEXT) /* SHARDS=8 */");
@@ -351,7 +351,7 @@ PointReadSetup PreparePointReads(BenchCluster& cluster, const std::string& root)
   }
   std::string spread;
   for (int i = 0; i < kNodes; ++i) {
-    absl::StrAppend(&spread, i ? ", " : "", BenchCluster::node_id(i), "=", rows[i].size());
+    absl::StrAppend(&spread, i ? ", " : "", cluster.node_id(i), "=", rows[i].size());
     LoadIntoNodeFile(cluster.node_database(i), "kv", rows[i]);
   }
   Line("  kv rows per node: " + spread);
@@ -387,10 +387,10 @@ PointReadSetup PreparePointReads(BenchCluster& cluster, const std::string& root)
       Fail(absl::StrCat("EXPLAIN of a point read of ", id, " is not one shard_key route"));
     }
     auto [shard_id, node] = setup.routing.Owner(id);
-    if (explained[0].shard_id != shard_id || explained[0].node_id != BenchCluster::node_id(node)) {
+    if (explained[0].shard_id != shard_id || explained[0].node_id != cluster.node_id(node)) {
       Fail(absl::StrCat("routing mismatch for id ", id, ": conductor says shard ",
                         explained[0].shard_id, " on ", explained[0].node_id, ", we say ", shard_id,
-                        " on ", BenchCluster::node_id(node)));
+                        " on ", cluster.node_id(node)));
     }
     if (i == 0) {
       Line("  EXPLAIN SELECT id, v FROM kv WHERE id = 99991 -> " + explained[0].sql);
@@ -416,7 +416,7 @@ PointReadSetup PreparePointReads(BenchCluster& cluster, const std::string& root)
   return setup;
 }
 
-void BenchPointReads(BenchCluster& cluster, const PointReadSetup& setup, const Options& options) {
+void BenchPointReads(TestCluster& cluster, const PointReadSetup& setup, const Options& options) {
   Section("(a) point SELECT by shard key: kv, 100k rows, 8 shards on 3 nodes");
   const std::vector<int> thread_counts = {1, 4, 16};
   enum { kConductor, kDirect, kSqlite, kTargets, kNodeInfo = kTargets, kListTables, kAll };
@@ -538,7 +538,7 @@ class ConductorInserter {
 // one multi-row INSERT per shard (the conductor's per-shard statement form).
 class DirectInserter {
  public:
-  explicit DirectInserter(BenchCluster& cluster, const Routing& routing)
+  explicit DirectInserter(TestCluster& cluster, const Routing& routing)
       : routing_(routing), direct_(Addresses(cluster)) {}
   int64_t Op(std::mt19937_64&) {
     int64_t first = g_direct_batch.fetch_add(1) * kInsertBatch;
@@ -578,7 +578,7 @@ class DirectInserter {
   static std::atomic<int64_t> g_direct_batch;
 
  private:
-  static std::vector<std::string> Addresses(BenchCluster& cluster) {
+  static std::vector<std::string> Addresses(TestCluster& cluster) {
     std::vector<std::string> out;
     for (int i = 0; i < cluster.node_count(); ++i) out.push_back(cluster.node_address(i));
     return out;
@@ -621,7 +621,7 @@ class SqliteInserter {
 };
 int64_t SqliteInserter::next_id_ = 0;
 
-void BenchInserts(BenchCluster& cluster, const std::string& root, const Options& options) {
+void BenchInserts(TestCluster& cluster, const std::string& root, const Options& options) {
   Section("(b) batched INSERT, 1000 rows/statement, synchronous=FULL, 8 shards on 3 nodes");
   MustExecute(cluster.ops(), "CREATE TABLE ins (id INTEGER PRIMARY KEY, v TEXT) /* SHARDS=8 */");
   MustExecute(cluster.ops(),
@@ -728,7 +728,7 @@ void BenchInserts(BenchCluster& cluster, const std::string& root, const Options&
 
 // ---------------------------------------------------------------- (c) scatter COUNT(*)
 
-void BenchScatterCount(BenchCluster& cluster, const std::string& root, const Options& options) {
+void BenchScatterCount(TestCluster& cluster, const std::string& root, const Options& options) {
   Section("(c) scatter SELECT COUNT(*), 1M rows, 3 nodes");
   // In-process reference: COUNT(*) of 1M rows in one plain file.
   const std::string plain = root + "/plain_count.db";
@@ -790,7 +790,7 @@ void BenchScatterCount(BenchCluster& cluster, const std::string& root, const Opt
     for (const ExplainRow& row : explained) {
       if (!batch_of_node.count(row.node_id)) {
         batch_of_node[row.node_id] = static_cast<int>(batches.size());
-        nodes.push_back(cluster.node_index(row.node_id));
+        nodes.push_back(NodeIndex(cluster, row.node_id));
         batches.emplace_back().set_read_only(true);
       }
       auto* stmt = batches[batch_of_node[row.node_id]].add_statements();
@@ -888,7 +888,6 @@ void BenchScatterCount(BenchCluster& cluster, const std::string& root, const Opt
 }
 
 int Main(int argc, char** argv) {
-  InitRunfiles(argv[0]);
   Options options;
   bool run_a = true, run_b = true, run_c = true;
   for (int i = 1; i < argc; ++i) {
@@ -908,7 +907,7 @@ int Main(int argc, char** argv) {
   }
   Line("data_path_bench — " + MachineDescription());
   auto total_start = Clock::now();
-  auto cluster = BenchCluster::Start({.storage_nodes = kNodes, .synchronous = "full"});
+  auto cluster = StartCluster(kNodes);
   Line(absl::StrFormat("  cluster: conductor + %d storage nodes (synchronous=full), data in %s",
                        kNodes, cluster->root()));
   if (run_a) {

@@ -55,7 +55,7 @@ void PrintRatio(const LatencySummary& ours, const LatencySummary& base) {
 }
 
 // (a) CREATE TABLE fan-out.
-void BenchCreateTable(BenchCluster& cluster, DirectStorage& direct, const Options& options) {
+void BenchCreateTable(TestCluster& cluster, DirectStorage& direct, const Options& options) {
   Section(absl::StrCat("(a) CREATE TABLE fan-out on ", kNodes, " storage nodes"));
   const std::string user_sql =
       "CREATE TABLE ct_bench (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, "
@@ -137,7 +137,7 @@ void BenchCreateTable(BenchCluster& cluster, DirectStorage& direct, const Option
 }
 
 // (b) TABLE_STATS over 256 shards and 1M rows.
-void BenchTableStats(BenchCluster& cluster, DirectStorage& direct, const Options& options) {
+void BenchTableStats(TestCluster& cluster, DirectStorage& direct, const Options& options) {
   Section(absl::StrFormat("(b) TABLE_STATS: %d shards, %d rows, %d nodes", options.stats_shards,
                           options.stats_rows, kNodes));
   const std::string table = "stats_bench";
@@ -153,7 +153,7 @@ void BenchTableStats(BenchCluster& cluster, DirectStorage& direct, const Options
   std::vector<std::pair<int, int>> shards;  // (shard_id, node index)
   std::vector<int> shards_per_node(kNodes, 0);
   for (const auto& shard : described.shards()) {
-    int node = cluster.node_index(shard.node_id());
+    int node = NodeIndex(cluster, shard.node_id());
     if (node < 0) Check(absl::InternalError("unknown node " + shard.node_id()), "placement");
     shards.emplace_back(shard.shard_id(), node);
     ++shards_per_node[node];
@@ -297,7 +297,6 @@ void BenchTableStats(BenchCluster& cluster, DirectStorage& direct, const Options
 }
 
 int Main(int argc, char** argv) {
-  InitRunfiles(argv[0]);
   Options options;
   for (int i = 1; i < argc; ++i) {
     if (strncmp(argv[i], "--rounds=", 9) == 0) {
@@ -306,7 +305,7 @@ int Main(int argc, char** argv) {
   }
   Line("table_ops_bench — " + MachineDescription());
   auto total_start = Clock::now();
-  auto cluster = BenchCluster::Start({.storage_nodes = kNodes});
+  auto cluster = StartCluster(kNodes);
   Line(absl::StrFormat("  cluster: conductor + %d storage nodes (synchronous=full), data in %s",
                        kNodes, cluster->root()));
   std::vector<std::string> addresses;

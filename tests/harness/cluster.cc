@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "grpcpp/grpcpp.h"
@@ -11,7 +13,16 @@ namespace conductor::testing {
 absl::StatusOr<std::unique_ptr<TestCluster>> TestCluster::Start(const Options& options) {
   std::unique_ptr<TestCluster> cluster(new TestCluster);
   cluster->options_ = options;
-  cluster->root_ = MakeTempDir("cluster");
+  if (options.root_dir.empty()) {
+    cluster->root_ = MakeTempDir("cluster");
+  } else {
+    cluster->root_ = options.root_dir;
+    std::error_code error;
+    std::filesystem::create_directories(cluster->root_, error);
+    if (error) {
+      return absl::InternalError("cannot create " + cluster->root_ + ": " + error.message());
+    }
+  }
   cluster->nodes_.resize(options.storage_nodes);
   for (int i = 0; i < options.storage_nodes; ++i) {
     cluster->nodes_[i].data_dir = absl::StrCat(cluster->root_, "/", cluster->node_id(i));
@@ -31,9 +42,11 @@ TestCluster::~TestCluster() {
 
 absl::Status TestCluster::StartNode(int i, const std::string& listen) {
   Node& node = nodes_[i];
-  auto process = Process::Start({BinaryPath("storage_node/storage_node"), "--listen=" + listen,
-                                 "--data_dir=" + node.data_dir, "--node_id=" + node_id(i)},
-                                absl::StrCat(root_, "/", node_id(i), ".log"));
+  std::vector<std::string> argv = {BinaryPath("storage_node/storage_node"), "--listen=" + listen,
+                                   "--data_dir=" + node.data_dir, "--node_id=" + node_id(i)};
+  for (const auto& flag : options_.extra_storage_node_flags) argv.push_back(flag);
+  auto process = Process::Start(argv, absl::StrCat(root_, "/", node_id(i), ".log"),
+                                {.die_with_parent = options_.die_with_parent});
   if (!process.ok()) return process.status();
   auto address = (*process)->WaitForListening(absl::Seconds(30));
   if (!address.ok()) return address.status();
@@ -49,7 +62,8 @@ absl::Status TestCluster::StartConductor(const std::string& listen) {
       BinaryPath("conductor/conductor"), "--listen=" + listen, "--data_dir=" + conductor_dir_,
       "--storage_nodes=" + absl::StrJoin(addresses, ","), "--storage_timeout_ms=5000"};
   for (const auto& flag : options_.extra_conductor_flags) argv.push_back(flag);
-  auto process = Process::Start(argv, root_ + "/conductor.log");
+  auto process =
+      Process::Start(argv, root_ + "/conductor.log", {.die_with_parent = options_.die_with_parent});
   if (!process.ok()) return process.status();
   auto address = (*process)->WaitForListening(absl::Seconds(60));
   if (!address.ok()) return address.status();

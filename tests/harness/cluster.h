@@ -20,6 +20,13 @@ class TestCluster {
   struct Options {
     int storage_nodes = 3;
     std::vector<std::string> extra_conductor_flags;
+    std::vector<std::string> extra_storage_node_flags;
+    // Where the cluster's directories go (created if missing); empty: a
+    // fresh directory under TEST_TMPDIR. Never removed by the cluster.
+    std::string root_dir;
+    // Every server is SIGKILLed when the thread that started it exits
+    // (see ProcessOptions).
+    bool die_with_parent = false;
   };
   static absl::StatusOr<std::unique_ptr<TestCluster>> Start(const Options& options);
   ~TestCluster();
@@ -44,6 +51,8 @@ class TestCluster {
   absl::Status RestartConductor();
   Process* conductor_process() { return conductor_.get(); }
   const std::string& conductor_data_dir() const { return conductor_dir_; }
+  // The directory holding every data directory and log.
+  const std::string& root() const { return root_; }
 
  private:
   struct Node {

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,22 +23,49 @@ extern char** environ;
 
 namespace conductor::testing {
 
+namespace {
+
+// fork + exec with PR_SET_PDEATHSIG (posix_spawn cannot set it). The child
+// makes only async-signal-safe calls before exec. Returns 0 or an errno.
+int SpawnDyingWithParent(pid_t* pid, char* const* args, int stdout_fd, int stderr_fd) {
+  pid_t parent = getpid();
+  *pid = fork();
+  if (*pid < 0) return errno;
+  if (*pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // the parent died before prctl
+    dup2(stdout_fd, 1);
+    dup2(stderr_fd, 2);
+    execv(args[0], args);
+    _exit(127);
+  }
+  return 0;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Process>> Process::Start(const std::vector<std::string>& argv,
-                                                        const std::string& log_path) {
+                                                        const std::string& log_path,
+                                                        const ProcessOptions& options) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
   int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return absl::InternalError(absl::StrCat("cannot open ", log_path));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
-  int rc = posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
+  int rc = 0;
+  if (options.die_with_parent) {
+    rc = SpawnDyingWithParent(&pid, args.data(), out[1], log_fd);
+  } else {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
+    rc = posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+  }
   close(out[1]);
   close(log_fd);
   if (rc != 0) {
@@ -152,8 +180,18 @@ std::string Process::LogTail(size_t bytes) const {
 
 std::string BinaryPath(const std::string& workspace_relative) {
   std::string error;
-  static std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> runfiles(
-      bazel::tools::cpp::runfiles::Runfiles::CreateForTest(&error));
+  static std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> runfiles = [&] {
+    std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> r(
+        bazel::tools::cpp::runfiles::Runfiles::CreateForTest(&error));
+    if (r == nullptr) {  // not under `bazel test`: the runfiles of this executable
+      char self[4096];
+      ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+      if (n > 0) {
+        r.reset(bazel::tools::cpp::runfiles::Runfiles::Create(std::string(self, n), &error));
+      }
+    }
+    return r;
+  }();
   if (runfiles == nullptr) return workspace_relative;
   return runfiles->Rlocation("conductor/" + workspace_relative);
 }

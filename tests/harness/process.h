@@ -15,11 +15,19 @@
 
 namespace conductor::testing {
 
+struct ProcessOptions {
+  // SIGKILL the child when the thread that started it exits
+  // (PR_SET_PDEATHSIG), so that a crashed or killed caller never leaves it
+  // behind. For programs run outside `bazel test` (the benchmarks).
+  bool die_with_parent = false;
+};
+
 class Process {
  public:
   // Starts `argv[0]` with `argv`; stderr goes to `log_path`.
   static absl::StatusOr<std::unique_ptr<Process>> Start(const std::vector<std::string>& argv,
-                                                        const std::string& log_path);
+                                                        const std::string& log_path,
+                                                        const ProcessOptions& options = {});
   // SIGKILLs a still-running child.
   ~Process();
 
@@ -50,7 +58,9 @@ class Process {
   std::string buffered_;
 };
 
-// Absolute path of a binary in this test's runfiles ("storage_node/storage_node").
+// Absolute path of a binary in this test's runfiles ("storage_node/storage_node");
+// outside `bazel test` (`bazel run`, or the binary started by hand), in the
+// runfiles of the running executable.
 std::string BinaryPath(const std::string& workspace_relative);
 
 // A fresh directory under TEST_TMPDIR.
