@@ -312,8 +312,9 @@ TEST_F(DataPathTest, ReviewRegressions) {
   ASSERT_TRUE(Run("DELETE FROM people -- purge everything", {}, &deleted).ok());
   EXPECT_EQ(deleted.rows_affected(), 2);
   // A NUL would make SQLite ignore the rest of the statement.
-  ExpectError(Run(std::string("SELECT * FROM people -- \0\n WHERE id = 1", 42)),
-              grpc::StatusCode::INVALID_ARGUMENT, "SQL_SYNTAX");
+  static const char kWithNul[] = "SELECT * FROM people -- \0\n WHERE id = 1";
+  ExpectError(Run(std::string(kWithNul, sizeof(kWithNul) - 1)), grpc::StatusCode::INVALID_ARGUMENT,
+              "SQL_SYNTAX");
   // Nesting beyond 1000 levels is refused quickly rather than parsed.
   std::string deep = "SELECT * FROM people WHERE " + std::string(5000, '(') + "id = 1" +
                      std::string(5000, ')');
