@@ -1,5 +1,7 @@
 #include "conductor/bootstrap.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,6 +87,15 @@ void Conductor::Shutdown() { job_queue_.Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptions& options) {
   if (auto s = EnsureDirectory(options.data_dir); !s.ok()) return s;
+  // One conductor per data directory: two would each keep their own
+  // topology snapshot over one file. The lock lives as long as the process.
+  const std::string lock_path = options.data_dir + "/LOCK";
+  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--data_dir=", options.data_dir,
+                     " is in use by another conductor (cannot lock ", lock_path, ")"));
+  }
   auto store = TopologyStore::Open(options.data_dir + "/topology.db");
   if (!store.ok()) return store.status();
   TableOperationsOptions table_options;

@@ -79,6 +79,18 @@ TEST(ConductorBinaryTest, NeverAnsweringStorageNodeIsReportedAtFirstStart) {
   EXPECT_NE(log.find("never answered"), std::string::npos) << log;
 }
 
+TEST(ConductorBinaryTest, ASecondConductorOnTheSameDataDirIsRefused) {
+  auto cluster = TestCluster::Start({.storage_nodes = 1});
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  std::string log;
+  EXPECT_EQ(ExitCodeOf({BinaryPath("conductor/conductor"), "--listen=127.0.0.1:0",
+                        "--data_dir=" + (*cluster)->conductor_data_dir(),
+                        "--storage_nodes=" + (*cluster)->node_address(0)},
+                       &log),
+            1);
+  EXPECT_NE(log.find("in use by another conductor"), std::string::npos) << log;
+}
+
 TEST(ClusterBinariesTest, SigtermIsACleanExit) {
   auto cluster = TestCluster::Start({.storage_nodes = 1});
   ASSERT_TRUE(cluster.ok()) << cluster.status();
@@ -101,17 +113,17 @@ TEST(ClusterBinariesTest, SigtermIsACleanExit) {
 
 TEST(StorageNodeBinaryTest, APortAlreadyServedIsRefused) {
   const std::string node = BinaryPath("storage_node/storage_node");
-  auto first = Process::Start({node, "--listen=127.0.0.1:0", "--data_dir=" + MakeTempDir("n1"),
-                               "--node_id=n1"},
-                              MakeTempDir("n1log") + "/log");
+  auto first = Process::Start(
+      {node, "--listen=127.0.0.1:0", "--data_dir=" + MakeTempDir("n1"), "--node_id=n1"},
+      MakeTempDir("n1log") + "/log");
   ASSERT_TRUE(first.ok());
   auto address = (*first)->WaitForListening(absl::Seconds(30));
   ASSERT_TRUE(address.ok());
   std::string log;
-  EXPECT_EQ(ExitCodeOf({node, "--listen=" + *address, "--data_dir=" + MakeTempDir("n2"),
-                        "--node_id=n2"},
-                       &log),
-            1)
+  EXPECT_EQ(
+      ExitCodeOf({node, "--listen=" + *address, "--data_dir=" + MakeTempDir("n2"), "--node_id=n2"},
+                 &log),
+      1)
       << "a second server on a served port must fail, not share it (SO_REUSEPORT)";
   EXPECT_EQ(*(*first)->Stop(absl::Seconds(10)), 0);
 }
