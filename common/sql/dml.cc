@@ -572,7 +572,6 @@ absl::Status ParseUpdate(const Tokens& t, const std::map<size_t, int>& params, D
   auto after = ParseTableName(t, i, &out->table);
   if (!after.ok()) return after.status();
   i = ParseAlias(t, *after, &out->table_alias);
-  if (SameName(out->table_alias, "SET")) out->table_alias.clear(), i = *after;
   if (t.Keyword(i, "INDEXED")) i += 3;
   if (t.Keyword(i, "NOT") && t.Keyword(i + 1, "INDEXED")) i += 2;
   if (!t.Keyword(i, "SET")) return SyntaxError(t[i], "SET");
@@ -606,7 +605,6 @@ absl::Status ParseDelete(const Tokens& t, const std::map<size_t, int>& params, D
   auto after = ParseTableName(t, 2, &out->table);
   if (!after.ok()) return after.status();
   size_t i = ParseAlias(t, *after, &out->table_alias);
-  if (SameName(out->table_alias, "WHERE")) out->table_alias.clear(), i = *after;
   if (t.Keyword(i, "INDEXED")) i += 3;
   if (t.Keyword(i, "NOT") && t.Keyword(i + 1, "INDEXED")) i += 2;
   return ParseWhereAndReturning(t, i, params, out);
