@@ -180,7 +180,7 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteReque
       // Out-of-int32 values are clamped so the range check reports them.
       set.set_block_size(static_cast<int32_t>(
           std::max<int64_t>(INT32_MIN, std::min<int64_t>(INT32_MAX, stmt.number))));
-      auto result = tables_->SetBlockSize(set);
+      auto result = tables_->SetBlockSize(set, deadline);
       if (!result.ok()) return result.status();
       return response;
     }

@@ -79,7 +79,8 @@ absl::StatusOr<std::string> CurrentPhysicalSql(const TableMeta& table) {
 }  // namespace
 
 absl::Status TableOperations::CreateTablesOn(const NodeMeta& node, absl::Time deadline) {
-  std::lock_guard<std::mutex> lock(ddl_mu_);
+  auto lock = LockSchema(deadline);
+  if (!lock.ok()) return lock.status();
   auto snapshot = store_->snapshot();
   NodeBatch batch{node, {}};
   for (const auto& [unused, table] : snapshot->tables) {
@@ -277,7 +278,8 @@ absl::StatusOr<v1::CreateTableResponse> TableOperations::CreateTable(
   }
   bool if_not_exists = request.if_not_exists() || schema->if_not_exists;
 
-  std::lock_guard<std::mutex> lock(ddl_mu_);
+  auto lock = LockSchema(deadline);
+  if (!lock.ok()) return lock.status();
   auto snapshot = store_->snapshot();
   if (const TableMeta* existing = snapshot->FindAny(schema->name)) {
     if (existing->state == TableState::kActive &&
@@ -342,7 +344,8 @@ absl::StatusOr<v1::CreateTableResponse> TableOperations::CreateTable(
 absl::StatusOr<v1::DropTableResponse> TableOperations::DropTable(
     const v1::DropTableRequest& request, absl::Time deadline) {
   if (auto s = sql::ValidateName(request.table(), "table name"); !s.ok()) return s;
-  std::lock_guard<std::mutex> lock(ddl_mu_);
+  auto lock = LockSchema(deadline);
+  if (!lock.ok()) return lock.status();
   auto snapshot = store_->snapshot();
   const TableMeta* table = snapshot->FindActive(request.table());
   if (table == nullptr) {
@@ -372,7 +375,8 @@ absl::StatusOr<v1::RenameTableResponse> TableOperations::RenameTable(
     const v1::RenameTableRequest& request, absl::Time deadline) {
   if (auto s = sql::ValidateName(request.table(), "table name"); !s.ok()) return s;
   if (auto s = sql::ValidateName(request.new_name(), "new table name"); !s.ok()) return s;
-  std::lock_guard<std::mutex> lock(ddl_mu_);
+  auto lock = LockSchema(deadline);
+  if (!lock.ok()) return lock.status();
   auto snapshot = store_->snapshot();
   const TableMeta* table = snapshot->FindActive(request.table());
   if (table == nullptr) {
@@ -436,10 +440,11 @@ absl::StatusOr<v1::RenameTableResponse> TableOperations::RenameTable(
 }
 
 absl::StatusOr<v1::SetBlockSizeResponse> TableOperations::SetBlockSize(
-    const v1::SetBlockSizeRequest& request) {
+    const v1::SetBlockSizeRequest& request, absl::Time deadline) {
   if (auto s = sql::ValidateName(request.table(), "table name"); !s.ok()) return s;
   if (auto s = ValidateBlockSize(request.block_size()); !s.ok()) return s;
-  std::lock_guard<std::mutex> lock(ddl_mu_);
+  auto lock = LockSchema(deadline);
+  if (!lock.ok()) return lock.status();
   auto before = store_->snapshot();
   const TableMeta* table = before->FindActive(request.table());
   if (table == nullptr) return TableNotFound(request.table());
@@ -574,19 +579,43 @@ absl::Status TableOperations::ReconcileTable(const TableMeta& table, absl::Time 
 }
 
 absl::Status TableOperations::Reconcile(absl::Time deadline) {
-  std::lock_guard<std::mutex> lock(ddl_mu_);
+  // One table at a time, releasing the schema lock in between, so a node
+  // that does not answer delays other schema changes by one table at most.
   absl::Status first;
-  auto snapshot = store_->snapshot();
-  for (const auto& [unused, table] : snapshot->tables) {
-    if (table.state == TableState::kActive) continue;
-    absl::Status s = ReconcileTable(table, deadline);
+  std::vector<int64_t> unfinished;
+  for (const auto& [unused, table] : store_->snapshot()->tables) {
+    if (table.state != TableState::kActive) unfinished.push_back(table.table_id);
+  }
+  for (int64_t table_id : unfinished) {
+    auto lock = LockSchema(deadline);
+    if (!lock.ok()) return lock.status();
+    auto snapshot = store_->snapshot();
+    const TableMeta* table = nullptr;
+    for (const auto& [unused, t] : snapshot->tables) {
+      if (t.table_id == table_id) table = &t;
+    }
+    if (table == nullptr || table->state == TableState::kActive) continue;
+    absl::Status s = ReconcileTable(*table, deadline);
     if (s.ok()) {
-      LogInfo("finished unfinished %s of table %s", TableStateName(table.state), table.name);
+      LogInfo("finished unfinished %s of table %s", TableStateName(table->state), table->name);
     } else if (first.ok()) {
       first = s;
     }
   }
   return first;
+}
+
+absl::StatusOr<std::unique_lock<std::timed_mutex>> TableOperations::LockSchema(
+    absl::Time deadline) {
+  std::unique_lock<std::timed_mutex> lock(ddl_mu_, std::defer_lock);
+  if (deadline == absl::InfiniteFuture()) {
+    lock.lock();
+  } else if (!lock.try_lock_until(absl::ToChronoTime(deadline))) {
+    return Error(absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED",
+                 "the deadline passed while waiting for another schema change (CREATE, DROP, "
+                 "RENAME, a node joining) to finish");
+  }
+  return lock;
 }
 
 void TableOperations::StartBackgroundReconciler() {

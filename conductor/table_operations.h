@@ -53,7 +53,8 @@ class TableOperations {
                                                   absl::Time deadline);
   absl::StatusOr<v1::RenameTableResponse> RenameTable(const v1::RenameTableRequest& request,
                                                       absl::Time deadline);
-  absl::StatusOr<v1::SetBlockSizeResponse> SetBlockSize(const v1::SetBlockSizeRequest& request);
+  absl::StatusOr<v1::SetBlockSizeResponse> SetBlockSize(const v1::SetBlockSizeRequest& request,
+                                                        absl::Time deadline);
   // Served from the topology alone: no storage node is contacted.
   absl::StatusOr<v1::DescribeTableResponse> DescribeTable(
       const v1::DescribeTableRequest& request) const;
@@ -93,8 +94,11 @@ class TableOperations {
   TopologyStore* store_;
   StorageClient* storage_;
   TableOperationsOptions options_;
+  // Takes ddl_mu_, waiting no longer than `deadline` (DEADLINE_EXCEEDED).
+  absl::StatusOr<std::unique_lock<std::timed_mutex>> LockSchema(absl::Time deadline);
+
   // Serialises schema changes (they are rare; data statements never take it).
-  std::mutex ddl_mu_;
+  std::timed_mutex ddl_mu_;
 
   std::mutex reconciler_mu_;
   std::condition_variable reconciler_cv_;

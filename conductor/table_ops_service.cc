@@ -22,8 +22,9 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
 
 grpc::Status NotYet(const char* what) {
   return ToGrpcStatus(Error(absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,
-                            absl::StrCat(what, " is not available in this version of Conductor "
-                                               "yet (see README.md, Roadmap)")));
+                            absl::StrCat(what,
+                                         " is not available in this version of Conductor "
+                                         "yet (see README.md, Roadmap)")));
 }
 
 }  // namespace
@@ -39,8 +40,7 @@ grpc::Status TableOpsService::GetReshardStatus(grpc::ServerContext*,
   return NotYet("GetReshardStatus (online resharding)");
 }
 
-grpc::Status TableOpsService::WatchReshard(grpc::ServerContext*,
-                                           const v1::GetReshardStatusRequest*,
+grpc::Status TableOpsService::WatchReshard(grpc::ServerContext*, const v1::GetReshardStatusRequest*,
                                            grpc::ServerWriter<v1::ReshardStatus>*) {
   return NotYet("WatchReshard (online resharding)");
 }
@@ -97,10 +97,10 @@ grpc::Status TableOpsService::RenameTable(grpc::ServerContext* context,
   return Reply(tables_->RenameTable(*request, Deadline(context)), response);
 }
 
-grpc::Status TableOpsService::SetBlockSize(grpc::ServerContext*,
+grpc::Status TableOpsService::SetBlockSize(grpc::ServerContext* context,
                                            const v1::SetBlockSizeRequest* request,
                                            v1::SetBlockSizeResponse* response) {
-  return Reply(tables_->SetBlockSize(*request), response);
+  return Reply(tables_->SetBlockSize(*request, Deadline(context)), response);
 }
 
 grpc::Status TableOpsService::ListIndexes(grpc::ServerContext*,

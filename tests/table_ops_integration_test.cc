@@ -571,6 +571,33 @@ TEST_F(TableOpsIntegrationTest, LaterCapabilitiesAnswerUnimplemented) {
               grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_STATEMENT");
 }
 
+TEST_F(TableOpsIntegrationTest, WaitingForAnotherSchemaChangeRespectsTheDeadline) {
+  ASSERT_TRUE(Execute("CREATE TABLE waiter (id INTEGER PRIMARY KEY)").ok());
+  // A CREATE stuck on a frozen node holds the schema lock.
+  cluster_->node_process(0)->Freeze();
+  auto stuck = std::async(std::launch::async, [] {
+    return Execute("CREATE TABLE blocker (id INTEGER PRIMARY KEY) /* SHARDS=3 */");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(700));
+  v1::SetBlockSizeRequest set;
+  set.set_table("waiter");
+  set.set_block_size(77);
+  v1::SetBlockSizeResponse response;
+  grpc::Status status = cluster_->ops().SetBlockSize(&context, set, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  cluster_->node_process(0)->Thaw();
+  stuck.get();
+  // The change that timed out was not applied later either.
+  v1::DescribeTableRequest describe;
+  describe.set_table("waiter");
+  v1::DescribeTableResponse described;
+  ASSERT_TRUE(Call(&v1::TableOps::Stub::DescribeTable, describe, &described).ok());
+  EXPECT_EQ(described.table().block_size(), 500);
+  ExecuteEventually("DROP TABLE IF EXISTS blocker");
+}
+
 TEST_F(TableOpsIntegrationTest, RenameThatOnlyChangesCase) {
   ASSERT_TRUE(Execute("CREATE TABLE Casey (id INTEGER PRIMARY KEY) /* SHARDS=3 */").ok());
   grpc::Status renamed = Execute("ALTER TABLE Casey RENAME TO casey");
