@@ -452,8 +452,13 @@ const sql::ColumnSchema* BareColumn(const TableMeta& table, const std::string& e
 // `k` names the k-th result column (after * expansion), an alias its item.
 absl::StatusOr<std::string> ResolveOrderExpression(const DmlStatement& s, const TableMeta& table,
                                                    const std::string& expression, size_t term) {
+  // SQLite reads ORDER BY (1) as the first column too.
+  absl::string_view core = absl::StripAsciiWhitespace(expression);
+  while (core.size() >= 2 && core.front() == '(' && core.back() == ')') {
+    core = absl::StripAsciiWhitespace(core.substr(1, core.size() - 2));
+  }
   int64_t position = 0;
-  if (absl::SimpleAtoi(expression, &position)) {
+  if (absl::SimpleAtoi(core, &position)) {
     int index = 0;
     std::string found;
     for (const auto& item : s.items) {

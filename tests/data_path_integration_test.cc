@@ -305,6 +305,9 @@ TEST_F(DataPathTest, ReviewRegressions) {
   ASSERT_EQ(ordered.rows_size(), 2);
   EXPECT_EQ(ordered.rows(0).values(0).text(), "Alice");
   EXPECT_EQ(ordered.rows(1).values(0).text(), "bob");
+  v1::ResultSet parenthesised = Query("SELECT +nick FROM people ORDER BY (1) LIMIT 2");
+  ASSERT_EQ(parenthesised.rows_size(), 2);
+  EXPECT_EQ(parenthesised.rows(0).values(0).text(), "Alice") << "(1) is column 1, not a constant";
   // A trailing line comment cannot swallow the shard filter.
   v1::ExecuteResponse deleted;
   ASSERT_TRUE(Run("DELETE FROM people WHERE id = 100 -- bye", {}, &deleted).ok());
