@@ -213,15 +213,10 @@ absl::StatusOr<v1::ExecuteResponse> QueryExecutor::Run(const QueryPlan& plan,
       }
     }
   } else if (!plan.read_only && batches.size() > 1) {
-    std::vector<NodeBatch> probes;
-    for (const NodeBatch& batch : batches) {
-      NodeBatch probe{batch.node, {}};
-      probe.request.set_read_only(true);
-      probe.request.add_statements()->set_sql("SELECT 1");
-      probes.push_back(std::move(probe));
-    }
-    for (const auto& answer : FanOut(*storage_, probes, storage_deadline)) {
-      if (!answer.ok()) return Annotate(answer.status(), "nothing was written");
+    std::vector<NodeMeta> nodes;
+    for (const NodeBatch& batch : batches) nodes.push_back(batch.node);
+    if (auto s = CheckReachable(*storage_, nodes, storage_deadline); !s.ok()) {
+      return Annotate(s, "nothing was written");
     }
   }
   auto answers = FanOut(*storage_, batches, storage_deadline);

@@ -65,14 +65,21 @@ void ExpandStars(const std::vector<sql::SelectItem>& items, const TableMeta& tab
   }
 }
 
+// `_virtualShard = ?K AND (<where>)`, or just the filter without a WHERE.
+std::string ShardCondition(const DmlStatement& s, int shard_param) {
+  std::string filter = absl::StrCat(sql::kVirtualShardColumn, " = ?", shard_param);
+  if (s.where.empty()) return filter;
+  return absl::StrCat(filter, " AND (", s.Text(s.where), ")");
+}
+
 // Makes the statement name exactly one virtual shard: ?shard_param.
 void InjectShardFilter(const DmlStatement& s, size_t insert_at, int shard_param,
                        std::vector<TextEdit>* edits) {
-  std::string filter = absl::StrCat(sql::kVirtualShardColumn, " = ?", shard_param);
   if (!s.where.empty()) {
-    edits->push_back({s.where, absl::StrCat(filter, " AND (", s.Text(s.where), ")")});
+    edits->push_back({s.where, ShardCondition(s, shard_param)});
   } else {
-    edits->push_back({Span{insert_at, insert_at}, absl::StrCat(" WHERE ", filter, " ")});
+    edits->push_back(
+        {Span{insert_at, insert_at}, absl::StrCat(" WHERE ", ShardCondition(s, shard_param), " ")});
   }
 }
 
@@ -265,9 +272,7 @@ bool CanPushAggregates(const DmlStatement& s, const TableMeta& table, AggregateP
 std::string FromClause(const DmlStatement& s) { return std::string(s.Text(s.from)); }
 
 std::string ShardWhere(const DmlStatement& s, int shard_param) {
-  std::string filter = absl::StrCat(sql::kVirtualShardColumn, " = ?", shard_param);
-  if (s.where.empty()) return absl::StrCat(" WHERE ", filter);
-  return absl::StrCat(" WHERE ", filter, " AND (", s.Text(s.where), ")");
+  return absl::StrCat(" WHERE ", ShardCondition(s, shard_param));
 }
 
 // `name type COLLATE c` for a merge table column with the user column's

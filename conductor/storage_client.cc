@@ -141,4 +141,19 @@ std::vector<absl::StatusOr<ExecuteBatchResponse>> FanOut(StorageClient& client,
   return StartAllAndWait(client, batches, deadline);
 }
 
+absl::Status CheckReachable(StorageClient& client, const std::vector<NodeMeta>& nodes,
+                            absl::Time deadline) {
+  std::vector<NodeBatch> probes;
+  for (const NodeMeta& node : nodes) {
+    NodeBatch probe{node, {}};
+    probe.request.set_read_only(true);
+    probe.request.add_statements()->set_sql("SELECT 1");
+    probes.push_back(std::move(probe));
+  }
+  for (const auto& answer : FanOut(client, probes, deadline)) {
+    if (!answer.ok()) return answer.status();
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace conductor

@@ -57,6 +57,11 @@ std::vector<absl::StatusOr<ExecuteBatchResponse>> FanOut(StorageClient& client,
                                                          const std::vector<NodeBatch>& batches,
                                                          absl::Time deadline);
 
+// Asks every node a trivial read, all at once; the first failure, else OK.
+// Operations that must not be half applied call it before changing anything.
+absl::Status CheckReachable(StorageClient& client, const std::vector<NodeMeta>& nodes,
+                            absl::Time deadline);
+
 // StorageClient over gRPC, one channel per address, reconnecting quickly
 // after a node restarts (reconnect back-off capped at one second).
 class GrpcStorageClient : public StorageClient {

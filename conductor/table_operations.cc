@@ -165,23 +165,6 @@ absl::Status TableOperations::OnEveryNode(const std::vector<NodeMeta>& nodes,
   return first;
 }
 
-absl::Status TableOperations::CheckNodesReachable(const std::vector<NodeMeta>& nodes,
-                                                  absl::Time deadline) {
-  // A trivial read on every node, in parallel.
-  std::vector<NodeBatch> batches;
-  for (const NodeMeta& node : nodes) {
-    NodeBatch batch{node, {}};
-    batch.request.set_read_only(true);
-    batch.request.add_statements()->set_sql("SELECT 1");
-    batches.push_back(std::move(batch));
-  }
-  auto results = FanOut(*storage_, batches, StorageDeadline(deadline));
-  for (const auto& result : results) {
-    if (!result.ok()) return result.status();
-  }
-  return absl::OkStatus();
-}
-
 absl::Status TableOperations::RenameOnEveryNode(const std::vector<NodeMeta>& nodes,
                                                 const std::string& from, const std::string& to,
                                                 absl::Time deadline) {
@@ -354,7 +337,7 @@ absl::StatusOr<v1::DropTableResponse> TableOperations::DropTable(
     if (request.if_exists()) return v1::DropTableResponse();
     return TableNotFound(request.table());
   }
-  if (auto s = CheckNodesReachable(snapshot->nodes, deadline); !s.ok()) {
+  if (auto s = CheckReachable(*storage_, snapshot->nodes, StorageDeadline(deadline)); !s.ok()) {
     return Annotate(s, absl::StrCat("table ", table->name, " was not dropped"));
   }
   // From here the drop is committed: the table is invisible at once and the
@@ -411,7 +394,7 @@ absl::StatusOr<v1::RenameTableResponse> TableOperations::RenameTable(
                  absl::StrCat("cannot rename ", table->name, " to ", request.new_name(),
                               ": a table with that name already exists"));
   }
-  if (auto s = CheckNodesReachable(snapshot->nodes, deadline); !s.ok()) {
+  if (auto s = CheckReachable(*storage_, snapshot->nodes, StorageDeadline(deadline)); !s.ok()) {
     return Annotate(s, absl::StrCat("table ", table->name, " was not renamed"));
   }
   const int64_t table_id = table->table_id;

@@ -81,9 +81,6 @@ class TableOperations {
   // Runs one write batch of `sql` on every node; returns the first failure.
   absl::Status OnEveryNode(const std::vector<NodeMeta>& nodes, const std::string& sql,
                            absl::Time deadline);
-  // Checks that every node answers (GetNodeInfo), so that an operation that
-  // cannot complete is refused before it changes anything.
-  absl::Status CheckNodesReachable(const std::vector<NodeMeta>& nodes, absl::Time deadline);
   // Renames the physical table on every node; idempotent per node.
   absl::Status RenameOnEveryNode(const std::vector<NodeMeta>& nodes, const std::string& from,
                                  const std::string& to, absl::Time deadline);
