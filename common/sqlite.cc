@@ -135,6 +135,18 @@ absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
   return statement;
 }
 
+absl::Status Database::ForEachRow(absl::string_view sql,
+                                  const std::function<absl::Status(const Statement&)>& row) {
+  auto stmt = Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  while (true) {
+    auto has_row = stmt->Step();
+    if (!has_row.ok()) return has_row.status();
+    if (!*has_row) return absl::OkStatus();
+    if (auto s = row(*stmt); !s.ok()) return s;
+  }
+}
+
 int64_t Database::Changes() const { return sqlite3_changes64(db_); }
 
 Statement::Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) {

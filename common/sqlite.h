@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,11 @@ class Database {
   // Compiles exactly one statement; trailing text other than whitespace,
   // comments and a ';' is an error.
   absl::StatusOr<Statement> Prepare(absl::string_view sql);
+
+  // Runs one parameterless query and calls `row` for each result row; stops
+  // at the first error, from SQLite or from `row`.
+  absl::Status ForEachRow(absl::string_view sql,
+                          const std::function<absl::Status(const Statement&)>& row);
 
   int64_t Changes() const;
   sqlite3* handle() const { return db_; }

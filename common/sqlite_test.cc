@@ -57,6 +57,26 @@ TEST(SqliteTest, ParameterCountMismatchIsAnError) {
   EXPECT_EQ(stmt->BindAll({}).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(SqliteTest, ForEachRowVisitsRowsAndStopsAtTheFirstError) {
+  auto db = Memory();
+  std::vector<int64_t> seen;
+  ASSERT_TRUE(db->Exec("CREATE TABLE n (v INTEGER); INSERT INTO n VALUES (1), (2), (3)").ok());
+  ASSERT_TRUE(db->ForEachRow("SELECT v FROM n ORDER BY v", [&](const Statement& row) {
+                  seen.push_back(row.ColumnInt64(0));
+                  return absl::OkStatus();
+                }).ok());
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 3}));
+  seen.clear();
+  absl::Status stopped = db->ForEachRow("SELECT v FROM n ORDER BY v", [&](const Statement& row) {
+    seen.push_back(row.ColumnInt64(0));
+    return row.ColumnInt64(0) == 2 ? absl::DataLossError("stop") : absl::OkStatus();
+  });
+  EXPECT_EQ(stopped.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2}));
+  EXPECT_FALSE(
+      db->ForEachRow("SELECT nope FROM n", [](const Statement&) { return absl::OkStatus(); }).ok());
+}
+
 TEST(SqliteTest, Quoting) {
   EXPECT_EQ(QuoteIdentifier("a\"b"), "\"a\"\"b\"");
   EXPECT_EQ(QuoteString("it's"), "'it''s'");

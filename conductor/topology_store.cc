@@ -161,76 +161,95 @@ std::shared_ptr<const Snapshot> TopologyStore::snapshot() const {
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> TopologyStore::Load() {
   auto snapshot = std::make_shared<Snapshot>();
-  {
-    auto stmt = db_->Prepare("SELECT value FROM meta WHERE key = 'topology_version'");
-    if (!stmt.ok()) return stmt.status();
-    auto row = stmt->Step();
-    if (!row.ok()) return row.status();
-    snapshot->version = *row ? stmt->ColumnInt64(0) : 0;
-  }
-  {
-    auto stmt = db_->Prepare("SELECT node_id, address FROM storage_nodes ORDER BY node_id");
-    if (!stmt.ok()) return stmt.status();
-    while (true) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      snapshot->nodes.push_back({stmt->ColumnText(0), stmt->ColumnText(1)});
-    }
+  absl::Status s = db_->ForEachRow("SELECT value FROM meta WHERE key = 'topology_version'",
+                                   [&](const Statement& row) {
+                                     snapshot->version = row.ColumnInt64(0);
+                                     return absl::OkStatus();
+                                   });
+  if (s.ok()) {
+    s = db_->ForEachRow("SELECT node_id, address FROM storage_nodes ORDER BY node_id",
+                        [&](const Statement& row) {
+                          snapshot->nodes.push_back({row.ColumnText(0), row.ColumnText(1)});
+                          return absl::OkStatus();
+                        });
   }
   std::map<int64_t, TableMeta*> by_id;
-  {
-    auto stmt = db_->Prepare(
+  if (s.ok()) {
+    s = db_->ForEachRow(
         "SELECT table_id, name, state, pending_name, shard_key, strategy, block_size, user_sql, "
-        "physical_sql, created_at_ms, updated_at_ms FROM tables");
-    if (!stmt.ok()) return stmt.status();
-    while (true) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      TableMeta table;
-      table.table_id = stmt->ColumnInt64(0);
-      table.name = stmt->ColumnText(1);
-      if (!ParseTableState(stmt->ColumnText(2), &table.state)) {
-        return absl::DataLossError(absl::StrCat("topology store: table ", table.name,
-                                                " has unknown state ", stmt->ColumnText(2)));
-      }
-      table.pending_name = stmt->ColumnText(3);
-      table.shard_key = stmt->ColumnText(4);
-      table.strategy = stmt->ColumnText(5);
-      table.block_size = static_cast<int32_t>(stmt->ColumnInt64(6));
-      table.user_sql = stmt->ColumnText(7);
-      table.physical_sql = stmt->ColumnText(8);
-      table.created_at_ms = stmt->ColumnInt64(9);
-      table.updated_at_ms = stmt->ColumnInt64(10);
-      std::string key = LowerName(table.name);
-      auto [it, unused] = snapshot->tables.emplace(key, std::move(table));
-      by_id[it->second.table_id] = &it->second;
-    }
+        "physical_sql, created_at_ms, updated_at_ms FROM tables",
+        [&](const Statement& row) -> absl::Status {
+          TableMeta table;
+          table.table_id = row.ColumnInt64(0);
+          table.name = row.ColumnText(1);
+          if (!ParseTableState(row.ColumnText(2), &table.state)) {
+            return absl::DataLossError(absl::StrCat("topology store: table ", table.name,
+                                                    " has unknown state ", row.ColumnText(2)));
+          }
+          table.pending_name = row.ColumnText(3);
+          table.shard_key = row.ColumnText(4);
+          table.strategy = row.ColumnText(5);
+          table.block_size = static_cast<int32_t>(row.ColumnInt64(6));
+          table.user_sql = row.ColumnText(7);
+          table.physical_sql = row.ColumnText(8);
+          table.created_at_ms = row.ColumnInt64(9);
+          table.updated_at_ms = row.ColumnInt64(10);
+          std::string key = LowerName(table.name);
+          auto [it, unused] = snapshot->tables.emplace(key, std::move(table));
+          by_id[it->second.table_id] = &it->second;
+          return absl::OkStatus();
+        });
   }
-  {
-    auto stmt = db_->Prepare(
+  // Child rows of the tables: `add` is called with the owning table.
+  auto children = [&](const char* sql,
+                      const std::function<void(TableMeta&, const Statement&)>& add) {
+    return db_->ForEachRow(sql, [&](const Statement& row) {
+      auto it = by_id.find(row.ColumnInt64(0));
+      if (it != by_id.end()) add(*it->second, row);
+      return absl::OkStatus();
+    });
+  };
+  if (s.ok()) {
+    s = children(
         "SELECT table_id, name, type, not_null, default_value, pk_position, generated, collation "
-        "FROM table_columns "
-        "ORDER BY table_id, position");
-    if (!stmt.ok()) return stmt.status();
-    while (true) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      auto it = by_id.find(stmt->ColumnInt64(0));
-      if (it == by_id.end()) continue;
-      sql::ColumnSchema column;
-      column.name = stmt->ColumnText(1);
-      column.type = stmt->ColumnText(2);
-      column.not_null = stmt->ColumnInt64(3) != 0;
-      column.default_value = stmt->ColumnText(4);
-      column.primary_key_position = static_cast<int>(stmt->ColumnInt64(5));
-      column.generated = stmt->ColumnInt64(6) != 0;
-      column.collation = stmt->ColumnText(7);
-      it->second->columns.push_back(std::move(column));
-    }
+        "FROM table_columns ORDER BY table_id, position",
+        [](TableMeta& table, const Statement& row) {
+          sql::ColumnSchema column;
+          column.name = row.ColumnText(1);
+          column.type = row.ColumnText(2);
+          column.not_null = row.ColumnInt64(3) != 0;
+          column.default_value = row.ColumnText(4);
+          column.primary_key_position = static_cast<int>(row.ColumnInt64(5));
+          column.generated = row.ColumnInt64(6) != 0;
+          column.collation = row.ColumnText(7);
+          table.columns.push_back(std::move(column));
+        });
   }
+  if (s.ok()) {
+    int64_t last_table = -1, last_no = -1;
+    s = children(
+        "SELECT table_id, constraint_no, column_name FROM table_unique_constraints "
+        "ORDER BY table_id, constraint_no, position",
+        [&](TableMeta& table, const Statement& row) {
+          if (row.ColumnInt64(0) != last_table || row.ColumnInt64(1) != last_no) {
+            table.unique_constraints.emplace_back();
+            last_table = row.ColumnInt64(0);
+            last_no = row.ColumnInt64(1);
+          }
+          table.unique_constraints.back().push_back(row.ColumnText(2));
+        });
+  }
+  if (s.ok()) {
+    s = children(
+        "SELECT table_id, shard_id, node_id, status FROM table_shards "
+        "ORDER BY table_id, shard_id",
+        [](TableMeta& table, const Statement& row) {
+          table.shards.push_back(
+              {static_cast<int32_t>(row.ColumnInt64(1)), row.ColumnText(2), row.ColumnText(3)});
+        });
+  }
+  if (!s.ok()) return s;
+  // The primary key, in key order, is derived from the columns.
   for (auto& [id, table] : by_id) {
     std::vector<const sql::ColumnSchema*> pk;
     for (const auto& column : table->columns) {
@@ -240,41 +259,6 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> TopologyStore::Load() {
       return a->primary_key_position < b->primary_key_position;
     });
     for (const auto* column : pk) table->primary_key.push_back(column->name);
-  }
-  {
-    auto stmt = db_->Prepare(
-        "SELECT table_id, constraint_no, column_name FROM table_unique_constraints "
-        "ORDER BY table_id, constraint_no, position");
-    if (!stmt.ok()) return stmt.status();
-    int64_t last_table = -1, last_no = -1;
-    while (true) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      auto it = by_id.find(stmt->ColumnInt64(0));
-      if (it == by_id.end()) continue;
-      if (stmt->ColumnInt64(0) != last_table || stmt->ColumnInt64(1) != last_no) {
-        it->second->unique_constraints.emplace_back();
-        last_table = stmt->ColumnInt64(0);
-        last_no = stmt->ColumnInt64(1);
-      }
-      it->second->unique_constraints.back().push_back(stmt->ColumnText(2));
-    }
-  }
-  {
-    auto stmt = db_->Prepare(
-        "SELECT table_id, shard_id, node_id, status FROM table_shards ORDER BY table_id, "
-        "shard_id");
-    if (!stmt.ok()) return stmt.status();
-    while (true) {
-      auto row = stmt->Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      auto it = by_id.find(stmt->ColumnInt64(0));
-      if (it == by_id.end()) continue;
-      it->second->shards.push_back({static_cast<int32_t>(stmt->ColumnInt64(1)),
-                                    stmt->ColumnText(2), stmt->ColumnText(3)});
-    }
   }
   return std::shared_ptr<const Snapshot>(std::move(snapshot));
 }
@@ -458,8 +442,7 @@ absl::Status TopologyStore::FinishRename(int64_t table_id) {
 
 absl::Status TopologyStore::SetBlockSize(int64_t table_id, int32_t block_size) {
   return Mutate([&](Database& db) {
-    return RunOnTable(db,
-                      "UPDATE tables SET block_size = ?, updated_at_ms = ? WHERE table_id = ?",
+    return RunOnTable(db, "UPDATE tables SET block_size = ?, updated_at_ms = ? WHERE table_id = ?",
                       table_id, [&](Statement& stmt) {
                         stmt.BindInt64(1, block_size).IgnoreError();
                         stmt.BindInt64(2, NowMs()).IgnoreError();

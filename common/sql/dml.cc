@@ -442,7 +442,6 @@ absl::Status ParseSelect(const Tokens& t, const std::map<size_t, int>& params, D
   if (t.Keyword(i, "HAVING")) {
     size_t end = SkipToClauseEnd(t, i + 1);
     out->having = t.SpanOf(i + 1, end);
-    out->having_clause = t.SpanOf(i, end);
     i = end;
   }
   if (t.Keyword(i, "WINDOW")) {
@@ -456,7 +455,6 @@ absl::Status ParseSelect(const Tokens& t, const std::map<size_t, int>& params, D
   if (t.Keyword(i, "ORDER")) {
     if (!t.Keyword(i + 1, "BY")) return SyntaxError(t[i + 1], "BY");
     size_t end = SkipToClauseEnd(t, i + 2);
-    out->order_by = t.SpanOf(i + 2, end);
     for (auto [a, b] : SplitCommas(t, i + 2, end, 0)) out->order_terms.push_back(t.SpanOf(a, b));
     i = end;
   }
@@ -568,7 +566,6 @@ absl::Status ParseWhereAndReturning(const Tokens& t, size_t i, const std::map<si
 absl::Status ParseUpdate(const Tokens& t, const std::map<size_t, int>& params, DmlStatement* out) {
   size_t i = 1;
   if (t.Keyword(i, "OR")) i += 2;
-  out->update_head = t.SpanOf(0, i);
   auto after = ParseTableName(t, i, &out->table);
   if (!after.ok()) return after.status();
   i = ParseAlias(t, *after, &out->table_alias);

@@ -81,8 +81,6 @@ struct DmlStatement {
   Span where_clause;  // WHERE and its expression
   Span group_by;      // terms after GROUP BY
   Span having;        // expression after HAVING
-  Span having_clause;
-  Span order_by;  // terms after ORDER BY
   std::vector<Span> order_terms;
   Span limit_clause;  // LIMIT … [OFFSET …]
   Span limit;         // the row-count expression
@@ -98,8 +96,7 @@ struct DmlStatement {
   bool default_values = false;
 
   // UPDATE
-  Span update_head;  // "UPDATE [OR x]"
-  Span set_clause;   // assignments after SET
+  Span set_clause;  // assignments after SET
   std::vector<std::string> assigned_columns;
 
   // INSERT / UPDATE / DELETE
