@@ -13,6 +13,7 @@
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/sqlite.h"
+#include "storage_node/shard_scan.h"
 
 namespace conductor {
 namespace storage_node {
@@ -120,6 +121,30 @@ absl::Status NodeDatabase::ExecuteBatch(const storage::v1::ExecuteBatchRequest& 
   auto connection = pool.Acquire(control);
   if (!connection.ok()) return connection.status();
   return RunBatch(**connection, request, control, limits_, response);
+}
+
+absl::Status NodeDatabase::ScanShard(
+    const storage::v1::ScanShardRequest& request, const CallControl& control,
+    const std::function<bool(const storage::v1::ScanShardResponse&)>& emit) {
+  auto scan = ShardScan::Create(request);
+  if (!scan.ok()) return scan.status();
+  storage::v1::ScanShardResponse block;
+  for (int64_t blocks = 0;
+       !scan->done() && (request.max_blocks() == 0 || blocks < request.max_blocks()); ++blocks) {
+    if (auto s = control.Check("between blocks of the scan"); !s.ok()) return s;
+    {
+      // Held for one block only: a long read transaction would keep the WAL
+      // from being checkpointed, and a slow receiver must not hold a reader.
+      auto reader = readers_->Acquire(control);
+      if (!reader.ok()) return reader.status();
+      if (auto s = scan->ReadBlock(**reader, control, limits_.max_response_bytes, &block);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (!emit(block)) return absl::CancelledError("the receiver of the scan went away");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace storage_node

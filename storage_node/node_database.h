@@ -4,6 +4,7 @@
 #define CONDUCTOR_STORAGE_NODE_NODE_DATABASE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -49,6 +50,19 @@ class NodeDatabase {
   absl::Status ExecuteBatch(const storage::v1::ExecuteBatchRequest& request,
                             const CallControl& control,
                             storage::v1::ExecuteBatchResponse* response);
+
+  // Streams one virtual shard of a table (see storage.v1.ScanShardRequest):
+  // validates `request` (ShardScan::Create), then reads block after block,
+  // each in its own read transaction on a reader that goes back to the pool
+  // before the block is passed to `emit`, until the shard's last block (done)
+  // or max_blocks blocks. `emit` returns false when the receiver went away; the
+  // scan then stops with CANCELLED. Fails with INVALID_ARGUMENT for a malformed
+  // request, SQLite's error for an unknown table or column, RESOURCE_EXHAUSTED
+  // for a block larger than the response limit, and DEADLINE_EXCEEDED /
+  // CANCELLED once `control` ends the call (while waiting for a reader, while
+  // reading, or between blocks). Blocks emitted before an error stay valid.
+  absl::Status ScanShard(const storage::v1::ScanShardRequest& request, const CallControl& control,
+                         const std::function<bool(const storage::v1::ScanShardResponse&)>& emit);
 
   // The database file (an absolute path).
   const std::string& path() const { return path_; }

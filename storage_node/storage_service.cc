@@ -65,5 +65,18 @@ grpc::Status StorageService::ExecuteBatch(grpc::ServerContext* context,
   return ToGrpcStatus(status);
 }
 
+grpc::Status StorageService::ScanShard(grpc::ServerContext* context,
+                                       const storage::v1::ScanShardRequest* request,
+                                       grpc::ServerWriter<storage::v1::ScanShardResponse>* writer) {
+  absl::Status status = database_->ScanShard(
+      *request, ControlOf(context),
+      [writer](const storage::v1::ScanShardResponse& block) { return writer->Write(block); });
+  if (!status.ok() && (status.code() == absl::StatusCode::kInternal ||
+                       status.code() == absl::StatusCode::kResourceExhausted)) {
+    LogWarning("ScanShard of %s failed: %s", request->table(), status.ToString());
+  }
+  return ToGrpcStatus(status);
+}
+
 }  // namespace storage_node
 }  // namespace conductor

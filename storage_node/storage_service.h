@@ -35,6 +35,12 @@ class StorageService final : public storage::v1::Storage::Service {
                             const storage::v1::ExecuteBatchRequest* request,
                             storage::v1::ExecuteBatchResponse* response) override;
 
+  // Streams the shard's blocks (NodeDatabase::ScanShard) as they are read;
+  // the client cancelling, its deadline passing or the stream breaking stops
+  // the scan, between blocks or inside one.
+  grpc::Status ScanShard(grpc::ServerContext* context, const storage::v1::ScanShardRequest* request,
+                         grpc::ServerWriter<storage::v1::ScanShardResponse>* writer) override;
+
  private:
   const std::string node_id_;
   const std::unique_ptr<NodeDatabase> database_;

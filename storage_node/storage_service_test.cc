@@ -26,6 +26,8 @@ namespace {
 
 using storage::v1::ExecuteBatchRequest;
 using storage::v1::ExecuteBatchResponse;
+using storage::v1::ScanShardRequest;
+using storage::v1::ScanShardResponse;
 
 constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
@@ -410,6 +412,237 @@ TEST_F(StorageServiceTest, DataPersistsAcrossReopen) {
   ASSERT_TRUE(response.ok()) << response.status();
   ASSERT_EQ(response->results(0).rows_size(), 1);
   EXPECT_EQ(response->results(0).rows(0).values(0).text(), "kept");
+}
+
+// ---------------------------------------------------------------------------
+// ScanShard
+
+ScanShardRequest ScanOf(const std::string& table, int shard_id, std::vector<std::string> columns,
+                        std::vector<std::string> key_columns, int block_size) {
+  ScanShardRequest request;
+  request.set_table(table);
+  request.set_shard_id(shard_id);
+  for (auto& column : columns) request.add_columns(std::move(column));
+  for (auto& column : key_columns) request.add_key_columns(std::move(column));
+  request.set_block_size(block_size);
+  return request;
+}
+
+// Rows rendered exactly (storage classes included), for comparisons.
+std::vector<std::string> Render(const std::vector<Row>& rows) {
+  std::vector<std::string> rendered;
+  for (const Row& row : rows) rendered.push_back(row.ShortDebugString());
+  return rendered;
+}
+
+// What a client received from one ScanShard call.
+struct Streamed {
+  absl::Status status;
+  std::vector<ScanShardResponse> blocks;
+
+  std::vector<Row> rows() const {
+    std::vector<Row> all;
+    for (const auto& block : blocks)
+      all.insert(all.end(), block.rows().begin(), block.rows().end());
+    return all;
+  }
+};
+
+class ScanShardTest : public StorageServiceTest {
+ protected:
+  Streamed Scan(const ScanShardRequest& request,
+                std::chrono::milliseconds timeout = std::chrono::milliseconds(20000)) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + timeout);
+    Streamed streamed;
+    auto reader = stub_->ScanShard(&context, request);
+    ScanShardResponse block;
+    while (reader->Read(&block)) streamed.blocks.push_back(block);
+    streamed.status = FromGrpcStatus(reader->Finish());
+    return streamed;
+  }
+
+  std::vector<Row> Query(const std::string& sql) {
+    auto response = Execute(Batch({Stmt(sql)}, /*read_only=*/true));
+    EXPECT_TRUE(response.ok()) << sql << ": " << response.status();
+    if (!response.ok()) return {};
+    return {response->results(0).rows().begin(), response->results(0).rows().end()};
+  }
+
+  // Table t: ids 1..25000, id % 2 as virtual shard.
+  void FillShardedTable() {
+    MustExecute(
+        "CREATE TABLE t (id INTEGER, name TEXT, _virtualShard INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (_virtualShard, id))");
+    MustExecute(
+        "INSERT INTO t (id, name, _virtualShard) "
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 25000) "
+        "SELECT x, 'name-' || x, x % 2 FROM c");
+  }
+
+  // Every block but the last is full and not done; the last is done.
+  static void ExpectWellFormedBlocks(const Streamed& streamed, int block_size) {
+    ASSERT_FALSE(streamed.blocks.empty());
+    for (size_t i = 0; i < streamed.blocks.size(); ++i) {
+      const bool last = i + 1 == streamed.blocks.size();
+      ASSERT_EQ(streamed.blocks[i].done(), last) << "block " << i;
+      if (last) {
+        ASSERT_LE(streamed.blocks[i].rows_size(), block_size);
+      } else {
+        ASSERT_EQ(streamed.blocks[i].rows_size(), block_size) << "block " << i;
+      }
+    }
+  }
+};
+
+TEST_F(ScanShardTest, StreamsTheWholeShardInBlocks) {
+  FillShardedTable();
+  const std::vector<Row> expected =
+      Query("SELECT _virtualShard, name, id FROM t WHERE _virtualShard = 1 ORDER BY id");
+  ASSERT_EQ(expected.size(), 12500u);
+  for (int block_size : {1, 999, 10000}) {
+    SCOPED_TRACE(block_size);
+    Streamed streamed = Scan(ScanOf("t", 1, {"_virtualShard", "name", "id"}, {"id"}, block_size));
+    ASSERT_TRUE(streamed.status.ok()) << streamed.status;
+    EXPECT_EQ(Render(streamed.rows()), Render(expected));
+    EXPECT_EQ(streamed.blocks.size(), static_cast<size_t>((12500 + block_size - 1) / block_size));
+    ExpectWellFormedBlocks(streamed, block_size);
+    const ScanShardResponse& last = streamed.blocks.back();
+    ASSERT_EQ(last.last_key_size(), 1);
+    EXPECT_EQ(last.last_key(0).integer(), 24999);
+  }
+}
+
+TEST_F(ScanShardTest, ResumesAfterAKeyAndStopsAtMaxBlocks) {
+  FillShardedTable();
+  const std::vector<Row> expected = Query("SELECT name FROM t WHERE _virtualShard = 0 ORDER BY id");
+  ScanShardRequest request = ScanOf("t", 0, {"name"}, {"id"}, 1000);
+  request.set_max_blocks(5);
+  Streamed first = Scan(request);
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  ASSERT_EQ(first.blocks.size(), 5u);
+  EXPECT_FALSE(first.blocks.back().done());
+  EXPECT_EQ(first.blocks.back().last_key(0).integer(), 10000);
+
+  request.set_max_blocks(0);
+  *request.mutable_after_key() = first.blocks.back().last_key();
+  Streamed rest = Scan(request);
+  ASSERT_TRUE(rest.status.ok()) << rest.status;
+  ExpectWellFormedBlocks(rest, 1000);
+  EXPECT_EQ(Render(rest.rows()), Render(std::vector<Row>(expected.begin() + 5000, expected.end())));
+}
+
+TEST_F(ScanShardTest, DistinctCompositeKeySkipsNulls) {
+  MustExecute(
+      "CREATE TABLE u (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, "
+      "_virtualShard INTEGER NOT NULL DEFAULT 0)");
+  MustExecute(
+      "INSERT INTO u (a, b, _virtualShard) "
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 2000) "
+      "SELECT CASE WHEN x % 7 = 0 THEN NULL ELSE 'k' || (x % 13) END, "
+      "CASE WHEN x % 11 = 0 THEN NULL ELSE x % 17 END, x % 3 FROM c");
+  const std::vector<Row> expected = Query(
+      "SELECT DISTINCT a, b FROM u WHERE _virtualShard = 2 AND a IS NOT NULL AND b IS NOT NULL "
+      "ORDER BY a, b");
+  ASSERT_EQ(expected.size(), 13u * 17u);
+  ScanShardRequest request = ScanOf("u", 2, {}, {"a", "b"}, 10);
+  request.set_distinct(true);
+  Streamed streamed = Scan(request);
+  ASSERT_TRUE(streamed.status.ok()) << streamed.status;
+  EXPECT_EQ(Render(streamed.rows()), Render(expected));
+  ExpectWellFormedBlocks(streamed, 10);
+}
+
+TEST_F(ScanShardTest, EmptyShardIsOneDoneMessage) {
+  FillShardedTable();
+  Streamed streamed = Scan(ScanOf("t", 5, {"name"}, {"id"}, 100));
+  ASSERT_TRUE(streamed.status.ok()) << streamed.status;
+  ASSERT_EQ(streamed.blocks.size(), 1u);
+  EXPECT_TRUE(streamed.blocks[0].done());
+  EXPECT_EQ(streamed.blocks[0].rows_size(), 0);
+}
+
+TEST_F(ScanShardTest, ErrorsReachTheClient) {
+  FillShardedTable();
+  for (int block_size : {0, 10001}) {
+    Streamed bad = Scan(ScanOf("t", 1, {"name"}, {"id"}, block_size));
+    EXPECT_EQ(bad.status.code(), absl::StatusCode::kInvalidArgument) << bad.status;
+    EXPECT_EQ(ErrorReason(bad.status), reason::kInvalidArgument) << bad.status;
+    EXPECT_TRUE(bad.blocks.empty());
+  }
+  ScanShardRequest mismatched = ScanOf("t", 1, {"name"}, {"id"}, 10);
+  *mismatched.add_after_key() = IntegerValue(1);
+  *mismatched.add_after_key() = IntegerValue(2);
+  EXPECT_EQ(ErrorReason(Scan(mismatched).status), reason::kInvalidArgument);
+  EXPECT_EQ(ErrorReason(Scan(ScanOf("", 1, {"name"}, {"id"}, 10)).status),
+            reason::kInvalidArgument);
+  EXPECT_EQ(ErrorReason(Scan(ScanOf("t", 1, {"name"}, {}, 10)).status), reason::kInvalidArgument);
+  EXPECT_EQ(ErrorReason(Scan(ScanOf("t", 1, {}, {"id"}, 10)).status), reason::kInvalidArgument);
+
+  Streamed table = Scan(ScanOf("nope", 1, {"name"}, {"id"}, 10));
+  EXPECT_EQ(table.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrorReason(table.status), reason::kSqlError);
+  EXPECT_EQ(table.status.message(), "no such table: nope");
+  Streamed column = Scan(ScanOf("t", 1, {"nope"}, {"id"}, 10));
+  EXPECT_EQ(column.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrorReason(column.status), reason::kSqlError);
+  EXPECT_TRUE(absl::StrContains(column.status.message(), "no such column")) << column.status;
+}
+
+// A "table" whose every block runs until interrupted.
+constexpr char kEndlessView[] =
+    "CREATE VIEW endless AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+    "SELECT x AS id, 0 AS _virtualShard FROM c";
+
+TEST_F(ScanShardTest, CancellingOrTheDeadlineInterruptsABlock) {
+  // One reader: reading again proves the scan gave it back.
+  StopServer();
+  options_.reader_connections = 1;
+  StartServer();
+  MustExecute(kEndlessView);
+  const ScanShardRequest request = ScanOf("endless", 0, {"id"}, {"id"}, 10);
+
+  auto start = std::chrono::steady_clock::now();
+  Streamed timed_out = Scan(request, std::chrono::milliseconds(300));
+  EXPECT_EQ(timed_out.status.code(), absl::StatusCode::kDeadlineExceeded) << timed_out.status;
+  EXPECT_TRUE(timed_out.blocks.empty());
+  EXPECT_TRUE(Execute(Batch({Stmt("SELECT 1")}, true), std::chrono::milliseconds(2000)).ok());
+
+  grpc::ClientContext context;
+  auto reader = stub_->ScanShard(&context, request);
+  std::thread canceller([&context] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    context.TryCancel();
+  });
+  ScanShardResponse block;
+  EXPECT_FALSE(reader->Read(&block));
+  canceller.join();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  auto read = Execute(Batch({Stmt("SELECT 1")}, true), std::chrono::milliseconds(2000));
+  EXPECT_TRUE(read.ok()) << "the scan still holds the only reader: " << read.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST_F(ScanShardTest, CancellingMidStreamStopsTheScan) {
+  // About 0.1 s per block and 200000 blocks: it only ends if stopped.
+  MustExecute(
+      "CREATE VIEW slow AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+      "LIMIT 200000) SELECT x AS id, 0 AS _virtualShard FROM c");
+  grpc::ClientContext context;
+  auto reader = stub_->ScanShard(&context, ScanOf("slow", 0, {"id"}, {"id"}, 1));
+  ScanShardResponse block;
+  for (int i = 1; i <= 2; ++i) {
+    ASSERT_TRUE(reader->Read(&block));
+    ASSERT_EQ(block.rows(0).values(0).integer(), i);
+    EXPECT_FALSE(block.done());
+  }
+  context.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // Server::Wait() returns only once every call's handler has: a scan that
+  // went on would hold it (for hours).
+  auto start = std::chrono::steady_clock::now();
+  StopServer();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
 }
 
 TEST(ValidateNodeIdTest, AcceptsTheDocumentedAlphabet) {
