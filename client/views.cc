@@ -113,12 +113,13 @@ std::vector<v1::ResultSet> StatsView(const v1::GetTableStatsResponse& r) {
 }
 
 v1::ResultSet IndexesView(const std::vector<v1::IndexInfo>& indexes) {
-  v1::ResultSet set = NewSet("INDEXES", {"index_name", "table_name", "columns", "index_type",
-                                         "status", "error", "created_at"});
+  v1::ResultSet set =
+      NewSet("INDEXES", {"index_name", "table_name", "columns", "index_type", "status", "entries",
+                         "stale_shards", "error", "created_at"});
   for (const v1::IndexInfo& i : indexes) {
-    AddRow(&set,
-           {Text(i.name()), Text(i.table()), Text(Joined(i.columns())), Text(i.type()),
-            Text(i.status()), TextOrNull(i.error()), Text(FormatTimestampMs(i.created_at_ms()))});
+    AddRow(&set, {Text(i.name()), Text(i.table()), Text(Joined(i.columns())), Text(i.type()),
+                  Text(i.status()), Int(i.entry_count()), Int(i.stale_shards()),
+                  TextOrNull(i.error()), Text(FormatTimestampMs(i.created_at_ms()))});
   }
   return set;
 }

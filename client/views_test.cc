@@ -83,10 +83,14 @@ TEST(ViewsTest, IndexesView) {
   i.add_columns("org");
   i.set_type("unique");
   i.set_status("ready");
+  i.set_entry_count(1234);
+  i.set_stale_shards(2);
   auto set = IndexesView({i});
   EXPECT_EQ(set.name(), "INDEXES");
-  EXPECT_EQ(set.columns_size(), 7);
+  EXPECT_EQ(set.columns_size(), 9);
   EXPECT_EQ(set.rows(0).values(2).text(), "email,org");
+  EXPECT_EQ(set.rows(0).values(5).integer(), 1234);
+  EXPECT_EQ(set.rows(0).values(6).integer(), 2);
 }
 
 TEST(ReshardProgressTest, PhaseNamesAndEta) {

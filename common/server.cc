@@ -93,4 +93,10 @@ absl::Status ServeUntilSignal(const ServerConfig& config) {
   return absl::OkStatus();
 }
 
+absl::Time CallDeadline(const grpc::ServerContext& context) {
+  auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
 }  // namespace conductor

@@ -16,6 +16,9 @@ namespace conductor {
 // Splits "HOST:PORT" (or "[v6]:PORT"); the port may be 0.
 absl::Status ValidateListenAddress(const std::string& address);
 
+// The caller's deadline of a call being served; InfiniteFuture when none.
+absl::Time CallDeadline(const grpc::ServerContext& context);
+
 // Blocks SIGTERM and SIGINT in the calling thread and every thread it starts
 // later. REQUIRES: called from main() before any thread is created.
 void BlockTerminationSignals();

@@ -73,15 +73,18 @@ absl::Status ValidateBootstrapOptions(const BootstrapOptions& options) {
   return absl::OkStatus();
 }
 
-Conductor::Conductor(std::unique_ptr<TopologyStore> store, TableOperationsOptions options,
-                     JobQueueOptions job_options)
+Conductor::Conductor(std::unique_ptr<TopologyStore> store, std::unique_ptr<IndexEntryStore> entries,
+                     TableOperationsOptions options, JobQueueOptions job_options)
     : store_(std::move(store)),
       job_queue_(store_.get(), std::move(job_options)),
-      tables_(store_.get(), &storage_, options),
+      indexes_(store_.get(), &storage_, &job_queue_, std::move(entries),
+               IndexManagerOptions{options.storage_timeout}),
+      tables_(store_.get(), &storage_, options, &indexes_, &job_queue_),
       executor_(&storage_, options.storage_timeout),
-      sql_(&tables_, store_.get(), &executor_),
+      sql_(&tables_, store_.get(), &executor_, &indexes_),
       table_ops_service_(&tables_, &sql_),
-      job_queue_service_(&job_queue_) {}
+      job_queue_service_(&job_queue_),
+      index_build_service_(store_.get(), &indexes_) {}
 
 void Conductor::Shutdown() { job_queue_.Shutdown(); }
 
@@ -98,13 +101,16 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
   }
   auto store = TopologyStore::Open(options.data_dir + "/topology.db");
   if (!store.ok()) return store.status();
+  auto entries = IndexEntryStore::Open(options.data_dir + "/index_entries.db");
+  if (!entries.ok()) return entries.status();
   TableOperationsOptions table_options;
   table_options.storage_timeout = options.storage_timeout;
   JobQueueOptions job_options;
   job_options.lease_ms = absl::ToInt64Milliseconds(options.job_lease);
   job_options.max_attempts = options.job_max_attempts;
   std::unique_ptr<Conductor> conductor(
-      new Conductor(std::move(*store), table_options, std::move(job_options)));
+      new Conductor(std::move(*store), std::move(*entries), table_options, std::move(job_options)));
+  if (auto s = conductor->indexes_.Init(); !s.ok()) return s;
 
   // Register the storage nodes the topology does not know yet.
   for (const std::string& address : options.storage_nodes) {
@@ -149,6 +155,7 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
   }
   conductor->tables_.StartBackgroundReconciler();
   conductor->job_queue_.StartReaper();
+  conductor->indexes_.StartScheduler();
   return conductor;
 }
 

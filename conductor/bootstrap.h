@@ -1,6 +1,7 @@
 // Builds the conductor's object graph: data directory, topology store,
-// storage-node registration, table operations, the job queue and the gRPC
-// services (TableOps and the internal JobQueueService, on the same port).
+// storage-node registration, table operations, the job queue, virtual index
+// maintenance and the gRPC services (TableOps and the internal
+// JobQueueService and IndexBuildService, on the same port).
 #ifndef CONDUCTOR_CONDUCTOR_BOOTSTRAP_H_
 #define CONDUCTOR_CONDUCTOR_BOOTSTRAP_H_
 
@@ -10,6 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "conductor/index_build_service.h"
+#include "conductor/index_entries.h"
+#include "conductor/index_manager.h"
 #include "conductor/job_queue.h"
 #include "conductor/job_queue_service.h"
 #include "conductor/query_executor.h"
@@ -44,7 +48,9 @@ class Conductor {
   // conductor restarts even while a node is down.
   static absl::StatusOr<std::unique_ptr<Conductor>> Start(const BootstrapOptions& options);
 
-  std::vector<grpc::Service*> services() { return {&table_ops_service_, &job_queue_service_}; }
+  std::vector<grpc::Service*> services() {
+    return {&table_ops_service_, &job_queue_service_, &index_build_service_};
+  }
 
   // The durable job queue, for the operations that enqueue jobs and
   // register OnFinished hooks.
@@ -55,17 +61,19 @@ class Conductor {
   void Shutdown();
 
  private:
-  Conductor(std::unique_ptr<TopologyStore> store, TableOperationsOptions options,
-            JobQueueOptions job_options);
+  Conductor(std::unique_ptr<TopologyStore> store, std::unique_ptr<IndexEntryStore> entries,
+            TableOperationsOptions options, JobQueueOptions job_options);
 
   std::unique_ptr<TopologyStore> store_;
   JobQueue job_queue_;
   GrpcStorageClient storage_;
+  IndexManager indexes_;
   TableOperations tables_;
   QueryExecutor executor_;
   SqlFrontDoor sql_;
   TableOpsService table_ops_service_;
   JobQueueService job_queue_service_;
+  IndexBuildService index_build_service_;
 };
 
 }  // namespace conductor

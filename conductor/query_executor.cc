@@ -284,7 +284,7 @@ v1::ExecuteResponse QueryExecutor::Explain(const QueryPlan& plan) {
   v1::ExecuteResponse response;
   v1::ResultSet* set = response.add_result_sets();
   set->set_name("EXPLAIN");
-  for (const char* column : {"route", "shard_id", "node_id", "sql", "merge"}) {
+  for (const char* column : {"route", "shard_id", "node_id", "sql", "merge", "index_name"}) {
     set->add_columns(column);
   }
   if (plan.statements.empty()) {
@@ -294,6 +294,7 @@ v1::ExecuteResponse QueryExecutor::Explain(const QueryPlan& plan) {
     *row->add_values() = NullValue();
     *row->add_values() = TextValue(plan.final_sql);
     *row->add_values() = TextValue(plan.merge_detail);
+    *row->add_values() = NullValue();
   }
   for (const ShardStatement& statement : plan.statements) {
     auto* row = set->add_rows();
@@ -302,6 +303,7 @@ v1::ExecuteResponse QueryExecutor::Explain(const QueryPlan& plan) {
     *row->add_values() = TextValue(statement.node.node_id);
     *row->add_values() = TextValue(statement.sql);
     *row->add_values() = TextValue(plan.merge_detail);
+    *row->add_values() = plan.index_name.empty() ? NullValue() : TextValue(plan.index_name);
   }
   return response;
 }

@@ -25,7 +25,7 @@ class QueryExecutor {
                                           absl::Time deadline);
 
   // The route of `plan` as the EXPLAIN result set: one row per shard
-  // statement (route, shard_id, node_id, sql, merge).
+  // statement (route, shard_id, node_id, sql, merge, index_name).
   static v1::ExecuteResponse Explain(const QueryPlan& plan);
 
  private:

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -102,12 +103,33 @@ Value PinToValue(const sql::PinValue& pin, const std::vector<Value>& params) {
   }
 }
 
-// The shards a statement can touch: those owning the pinned shard-key values,
-// else every active shard. `pinned` tells which.
-std::vector<const ShardMeta*> TargetShards(const DmlStatement& s, const TableMeta& table,
-                                           const std::vector<Value>& params, bool* pinned) {
+// Where a statement goes: its route ("shard_key", "virtual_index" or
+// "scatter"), the index used, and the target shards sorted by id.
+struct Targets {
+  std::string route = "scatter";
+  std::string index_name;
+  std::vector<const ShardMeta*> shards;
+};
+
+// The most value tuples an IN list over index columns may expand to before
+// the planner gives up on the index and scatters.
+constexpr size_t kMaxIndexTuples = 1000;
+
+// The shards a statement can touch: those owning the pinned shard-key values;
+// else those a ready virtual index names for its pinned columns; else every
+// active shard.
+absl::StatusOr<Targets> TargetShards(const DmlStatement& s, const TableMeta& table,
+                                     const std::vector<Value>& params,
+                                     const IndexResolver* resolver) {
   std::vector<const ShardMeta*> all = ActiveShards(table);
-  *pinned = false;
+  Targets out;
+  auto finish = [&](std::vector<const ShardMeta*> targets) {
+    if (targets.empty()) targets.push_back(all.front());  // nothing can match; ask one shard
+    std::sort(targets.begin(), targets.end(),
+              [](const ShardMeta* a, const ShardMeta* b) { return a->shard_id < b->shard_id; });
+    out.shards = std::move(targets);
+    return out;
+  };
   for (const auto& pin : s.pins) {
     if (!sql::SameName(pin.column, table.shard_key)) continue;
     std::set<int32_t> ids;
@@ -120,13 +142,57 @@ std::vector<const ShardMeta*> TargetShards(const DmlStatement& s, const TableMet
       const ShardMeta* shard = OwningShard(table, value);
       if (ids.insert(shard->shard_id).second) targets.push_back(shard);
     }
-    if (targets.empty()) targets.push_back(all.front());  // nothing can match; ask one shard
-    std::sort(targets.begin(), targets.end(),
-              [](const ShardMeta* a, const ShardMeta* b) { return a->shard_id < b->shard_id; });
-    *pinned = true;
-    return targets;
+    out.route = "shard_key";
+    return finish(std::move(targets));
   }
-  return all;
+  if (resolver != nullptr) {
+    // Unique indexes first: they name the fewest shards.
+    std::vector<const IndexMeta*> ready;
+    for (const IndexMeta& index : table.indexes) {
+      if (index.status == index_status::kReady) ready.push_back(&index);
+    }
+    std::stable_sort(ready.begin(), ready.end(),
+                     [](const IndexMeta* a, const IndexMeta* b) { return a->unique > b->unique; });
+    for (const IndexMeta* index : ready) {
+      // Every column pinned; the tuples are the product of the pinned values.
+      std::vector<std::vector<Value>> tuples = {{}};
+      bool usable = true;
+      for (const std::string& column : index->columns) {
+        const sql::ColumnPin* found = nullptr;
+        for (const auto& pin : s.pins) {
+          if (sql::SameName(pin.column, column)) {
+            found = &pin;
+            break;
+          }
+        }
+        if (found == nullptr || tuples.size() * found->values.size() > kMaxIndexTuples) {
+          usable = false;
+          break;
+        }
+        std::vector<std::vector<Value>> next;
+        for (const auto& tuple : tuples) {
+          for (const auto& pin_value : found->values) {
+            next.push_back(tuple);
+            next.back().push_back(PinToValue(pin_value, params));
+          }
+        }
+        tuples = std::move(next);
+      }
+      if (!usable) continue;
+      auto ids = resolver->ShardsFor(table, *index, tuples);
+      if (!ids.ok()) return ids.status();
+      std::set<int32_t> wanted(ids->begin(), ids->end());
+      std::vector<const ShardMeta*> targets;
+      for (const ShardMeta* shard : all) {
+        if (wanted.count(shard->shard_id) > 0) targets.push_back(shard);
+      }
+      out.route = "virtual_index";
+      out.index_name = index->name;
+      return finish(std::move(targets));
+    }
+  }
+  out.shards = std::move(all);
+  return out;
 }
 
 ShardStatement MakeShardStatement(const ShardMeta& shard, const Snapshot& snapshot, std::string sql,
@@ -593,9 +659,11 @@ absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table
 }
 
 absl::StatusOr<QueryPlan> PlanSelect(const DmlStatement& s, const TableMeta& table,
-                                     const Snapshot& snapshot, const std::vector<Value>& params) {
-  bool pinned = false;
-  std::vector<const ShardMeta*> targets = TargetShards(s, table, params, &pinned);
+                                     const Snapshot& snapshot, const std::vector<Value>& params,
+                                     const IndexResolver* resolver) {
+  auto routed = TargetShards(s, table, params, resolver);
+  if (!routed.ok()) return routed.status();
+  const std::vector<const ShardMeta*>& targets = routed->shards;
   absl::StatusOr<QueryPlan> plan;
   if (targets.size() == 1) {
     QueryPlan single;
@@ -619,14 +687,16 @@ absl::StatusOr<QueryPlan> PlanSelect(const DmlStatement& s, const TableMeta& tab
     }
   }
   if (!plan.ok()) return plan;
-  plan->route = pinned ? "shard_key" : "scatter";
+  plan->route = routed->route;
+  plan->index_name = routed->index_name;
   plan->read_only = true;
   return plan;
 }
 
 absl::StatusOr<QueryPlan> PlanUpdateOrDelete(const DmlStatement& s, const TableMeta& table,
                                              const Snapshot& snapshot,
-                                             const std::vector<Value>& params) {
+                                             const std::vector<Value>& params,
+                                             const IndexResolver* resolver) {
   for (const auto& column : s.assigned_columns) {
     if (sql::SameName(column, table.shard_key)) {
       return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
@@ -635,8 +705,9 @@ absl::StatusOr<QueryPlan> PlanUpdateOrDelete(const DmlStatement& s, const TableM
                                 "it with the new key instead"));
     }
   }
-  bool pinned = false;
-  std::vector<const ShardMeta*> targets = TargetShards(s, table, params, &pinned);
+  auto routed = TargetShards(s, table, params, resolver);
+  if (!routed.ok()) return routed.status();
+  const std::vector<const ShardMeta*>& targets = routed->shards;
   std::vector<TextEdit> edits;
   ExpandStars(s.returning_items, table, &edits);
   size_t insert_at = s.returning_clause.empty() ? s.end_offset : s.returning_clause.begin;
@@ -644,8 +715,10 @@ absl::StatusOr<QueryPlan> PlanUpdateOrDelete(const DmlStatement& s, const TableM
   InjectShardFilter(s, insert_at, s.parameter_count + 1, &edits);
   std::string shard_sql = sql::ApplyEdits(s.sql.substr(0, s.end_offset), edits);
   QueryPlan plan;
-  plan.route = pinned ? "shard_key" : "scatter";
+  plan.route = routed->route;
+  plan.index_name = routed->index_name;
   plan.read_only = false;
+  plan.assigned_columns = s.assigned_columns;
   plan.merge = targets.size() == 1 ? MergeKind::kPassThrough : MergeKind::kConcat;
   plan.merge_detail = targets.size() == 1 ? "none (one shard)" : "concat, rows_affected summed";
   for (const ShardMeta* shard : targets) {
@@ -654,9 +727,8 @@ absl::StatusOr<QueryPlan> PlanUpdateOrDelete(const DmlStatement& s, const TableM
   return plan;
 }
 
-// Refuses an upsert (`ON CONFLICT … DO UPDATE SET`) that assigns the shard
-// key: the row would keep living on the shard of its old key.
-absl::Status CheckUpsertKeepsShardKey(absl::string_view tail, const TableMeta& table) {
+// The columns an upsert (`ON CONFLICT … DO UPDATE SET`) assigns, as written.
+absl::StatusOr<std::vector<std::string>> UpsertAssignedColumns(absl::string_view tail) {
   auto tokens = sql::Tokenize(tail);
   if (!tokens.ok()) return tokens.status();
   std::vector<const sql::Token*> t;
@@ -669,6 +741,7 @@ absl::Status CheckUpsertKeepsShardKey(absl::string_view tail, const TableMeta& t
   auto is_op = [&](size_t i, const char* op) {
     return i < t.size() && t[i]->kind == sql::TokenKind::kOperator && t[i]->text == op;
   };
+  std::vector<std::string> names;
   int depth = 0;
   bool in_set = false, at_assignment = false;
   for (size_t i = 0; i < t.size(); ++i) {
@@ -680,7 +753,6 @@ absl::Status CheckUpsertKeepsShardKey(absl::string_view tail, const TableMeta& t
       in_set = at_assignment = false;
     }
     if (in_set && at_assignment) {
-      std::vector<std::string> names;
       if (is_op(i, "(")) {
         for (size_t j = i + 1; j < t.size() && !is_op(j, ")"); ++j) {
           if (!is_op(j, ",")) names.push_back(sql::IdentifierValue(*t[j]));
@@ -688,18 +760,43 @@ absl::Status CheckUpsertKeepsShardKey(absl::string_view tail, const TableMeta& t
       } else {
         names.push_back(sql::IdentifierValue(*t[i]));
       }
-      for (const auto& name : names) {
-        if (sql::SameName(name, table.shard_key)) {
-          return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
-                       absl::StrCat("ON CONFLICT … DO UPDATE may not change the shard key ",
-                                    table.shard_key, " (it decides where the row lives)"));
-        }
-      }
       at_assignment = false;
     }
     if (is_op(i, "(")) ++depth;
     if (is_op(i, ")")) --depth;
     if (in_set && depth == 0 && is_op(i, ",")) at_assignment = true;
+  }
+  return names;
+}
+
+// "ABORT" for INSERT, "REPLACE" for REPLACE, else the word after INSERT OR.
+std::string InsertConflict(absl::string_view head) {
+  auto tokens = sql::Tokenize(head);
+  std::vector<std::string> words;
+  if (tokens.ok()) {
+    for (const auto& token : *tokens) {
+      if (token.kind == sql::TokenKind::kWhitespace || token.kind == sql::TokenKind::kComment ||
+          token.kind == sql::TokenKind::kEnd) {
+        continue;
+      }
+      words.push_back(absl::AsciiStrToUpper(token.text));
+    }
+  }
+  if (!words.empty() && words[0] == "REPLACE") return "REPLACE";
+  if (words.size() >= 3 && words[1] == "OR") return words[2];
+  return "ABORT";
+}
+
+// Refuses an upsert that assigns the shard key: the row would keep living on
+// the shard of its old key.
+absl::Status CheckUpsertKeepsShardKey(const std::vector<std::string>& assigned,
+                                      const TableMeta& table) {
+  for (const auto& name : assigned) {
+    if (sql::SameName(name, table.shard_key)) {
+      return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                   absl::StrCat("ON CONFLICT … DO UPDATE may not change the shard key ",
+                                table.shard_key, " (it decides where the row lives)"));
+    }
   }
   return absl::OkStatus();
 }
@@ -708,10 +805,15 @@ absl::Status CheckUpsertKeepsShardKey(absl::string_view tail, const TableMeta& t
 // so what SQLite itself would refuse (datatype mismatch on an INTEGER
 // PRIMARY KEY, CHECK, NOT NULL, a key repeated within the statement) fails
 // before any node is written.
+//
+// With `stored`, also returns each row as SQLite stored it (every column of
+// the table, in order), or nullopt for a row that was not inserted (OR
+// IGNORE, DO NOTHING) — what index maintenance needs.
 absl::Status ValidateRows(const DmlStatement& s, const TableMeta& table,
                           const std::vector<std::string>& columns,
                           const std::vector<std::vector<Value>>& rows,
-                          const std::vector<Value>& params) {
+                          const std::vector<Value>& params,
+                          std::vector<std::optional<std::vector<Value>>>* stored) {
   auto db = Database::Open(":memory:");
   if (!db.ok()) return db.status();
   if (auto status = (*db)->Exec(table.user_sql); !status.ok()) return status;
@@ -733,6 +835,11 @@ absl::Status ValidateRows(const DmlStatement& s, const TableMeta& table,
       s.table_alias.empty() ? "" : absl::StrCat(" AS ", QuoteIdentifier(s.table_alias)), " (",
       absl::StrJoin(quoted, ", "), ") VALUES (", absl::StrJoin(marks, ", "), ") ",
       s.Text(s.insert_tail));
+  if (stored != nullptr) {
+    std::vector<std::string> all;
+    for (const auto& column : table.columns) all.push_back(QuoteIdentifier(column.name));
+    absl::StrAppend(&sql, " RETURNING ", absl::StrJoin(all, ", "));
+  }
   auto insert = (*db)->Prepare(sql);
   if (!insert.ok()) return insert.status();
   if (auto status = (*db)->Exec("BEGIN"); !status.ok()) return status;
@@ -742,7 +849,19 @@ absl::Status ValidateRows(const DmlStatement& s, const TableMeta& table,
     for (size_t c = 0; c < row.size(); ++c) {
       insert->Bind(base + 1 + static_cast<int>(c), row[c]).IgnoreError();
     }
-    if (auto status = insert->Run(); !status.ok()) return status;
+    if (stored == nullptr) {
+      if (auto status = insert->Run(); !status.ok()) return status;
+      continue;
+    }
+    std::optional<std::vector<Value>> returned;
+    while (true) {
+      auto has_row = insert->Step();
+      if (!has_row.ok()) return has_row.status();
+      if (!*has_row) break;
+      returned.emplace();
+      for (int c = 0; c < insert->ColumnCount(); ++c) returned->push_back(insert->ColumnValue(c));
+    }
+    stored->push_back(std::move(returned));
   }
   return absl::OkStatus();
 }
@@ -852,6 +971,7 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
   std::map<int32_t, std::vector<std::vector<Value>>> rows_by_shard;
   std::map<int32_t, const ShardMeta*> shard_by_id;
   std::vector<std::vector<Value>> all_rows;
+  std::vector<int32_t> row_shards;  // parallel to all_rows
   const std::vector<const ShardMeta*> active = ActiveShards(table);
   int row_number = 0;
   while (true) {
@@ -870,13 +990,18 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
     const ShardMeta* shard = active[routing::ShardIndex(routing::RoutingHash(key, affinity),
                                                         static_cast<int>(active.size()))];
     shard_by_id[shard->shard_id] = shard;
+    row_shards.push_back(shard->shard_id);
     all_rows.push_back(row);
     rows_by_shard[shard->shard_id].push_back(std::move(row));
   }
-  if (auto status = CheckUpsertKeepsShardKey(s.Text(s.insert_tail), table); !status.ok()) {
-    return status;
-  }
-  if (auto status = ValidateRows(s, table, columns, all_rows, params); !status.ok()) {
+  auto assigned = UpsertAssignedColumns(s.Text(s.insert_tail));
+  if (!assigned.ok()) return assigned.status();
+  if (auto status = CheckUpsertKeepsShardKey(*assigned, table); !status.ok()) return status;
+  const bool indexed = std::any_of(table.indexes.begin(), table.indexes.end(),
+                                   [](const IndexMeta& index) { return index.Maintained(); });
+  std::vector<std::optional<std::vector<Value>>> stored;
+  if (auto status = ValidateRows(s, table, columns, all_rows, params, indexed ? &stored : nullptr);
+      !status.ok()) {
     return status;
   }
   // The tail (upsert) and RETURNING keep the user's parameters ?1..?P; row
@@ -930,6 +1055,14 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
   QueryPlan plan;
   plan.read_only = false;
   plan.route = shard_by_id.size() == 1 ? "shard_key" : "scatter";
+  plan.insert_conflict = InsertConflict(s.Text(s.insert_head));
+  plan.upsert = !s.insert_tail.empty();
+  plan.upsert_assigned = std::move(*assigned);
+  for (size_t r = 0; r < stored.size(); ++r) {
+    if (stored[r].has_value()) {
+      plan.inserted_rows.push_back({row_shards[r], std::move(*stored[r])});
+    }
+  }
   for (auto& [shard_id, shard_rows] : rows_by_shard) {
     const ShardMeta* shard = shard_by_id[shard_id];
     for (size_t start = 0; start < shard_rows.size(); start += rows_per_statement) {
@@ -1010,7 +1143,8 @@ const ShardMeta* OwningShard(const TableMeta& table, const Value& value) {
 }
 
 absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& original, const TableMeta* table,
-                                    const Snapshot& snapshot, const std::vector<Value>& params) {
+                                    const Snapshot& snapshot, const std::vector<Value>& params,
+                                    const IndexResolver* resolver) {
   if (static_cast<int>(params.size()) != original.parameter_count) {
     return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
                  absl::StrCat("the statement has ", original.parameter_count, " parameter(s) but ",
@@ -1041,14 +1175,14 @@ absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& original, const Tab
   absl::StatusOr<QueryPlan> plan;
   switch (s.kind) {
     case StatementKind::kSelect:
-      plan = PlanSelect(s, *table, snapshot, params);
+      plan = PlanSelect(s, *table, snapshot, params, resolver);
       break;
     case StatementKind::kInsert:
       plan = PlanInsert(s, *table, snapshot, params);
       break;
     case StatementKind::kUpdate:
     case StatementKind::kDelete:
-      plan = PlanUpdateOrDelete(s, *table, snapshot, params);
+      plan = PlanUpdateOrDelete(s, *table, snapshot, params, resolver);
       break;
     default:
       return absl::InternalError("not a data statement");

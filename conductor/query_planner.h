@@ -38,8 +38,11 @@ struct ShardStatement {
 
 struct QueryPlan {
   sql::StatementKind kind = sql::StatementKind::kSelect;
-  // "shard_key" (pinned by the shard key), "scatter" (every active shard) or "local".
+  // "shard_key" (pinned by the shard key), "virtual_index" (pinned by the
+  // columns of a ready virtual index), "scatter" (every active shard) or "local".
   std::string route;
+  // route "virtual_index": the index used.
+  std::string index_name;
   bool read_only = true;
   std::vector<ShardStatement> statements;
   MergeKind merge = MergeKind::kPassThrough;
@@ -74,14 +77,48 @@ struct QueryPlan {
   std::string precheck_error;
   // A short description of the merge for EXPLAIN ("aggregate", "sort", …).
   std::string merge_detail;
+
+  // INSERT into a table with maintained virtual indexes: each row as SQLite
+  // stores it when inserted into an empty table (every column of the table,
+  // in order: defaults and generated columns filled in), with its shard.
+  // Index maintenance takes the entries to add from these.
+  struct InsertedRow {
+    int32_t shard_id = 0;
+    std::vector<Value> values;
+  };
+  std::vector<InsertedRow> inserted_rows;
+  // INSERT: the conflict resolution ("ABORT" for plain INSERT, "REPLACE",
+  // "IGNORE", …) and, for an upsert, the columns its DO UPDATE SET assigns.
+  std::string insert_conflict;
+  bool upsert = false;
+  std::vector<std::string> upsert_assigned;
+  // UPDATE: the columns its SET assigns, as written.
+  std::vector<std::string> assigned_columns;
+};
+
+// Finds the shards that may hold rows with given values of a virtual
+// index's columns (the index's entries). The planner's only I/O, behind an
+// interface so that planning stays testable.
+class IndexResolver {
+ public:
+  virtual ~IndexResolver() = default;
+  // The shards whose entries hold any of `tuples` (values of index.columns,
+  // in order; tuples with a NULL match nothing), plus any shard whose
+  // entries are not trustworthy right now. May name inactive shards.
+  virtual absl::StatusOr<std::vector<int32_t>> ShardsFor(
+      const TableMeta& table, const IndexMeta& index,
+      const std::vector<std::vector<Value>>& tuples) const = 0;
 };
 
 // Plans `statement` against `table` (active) in `snapshot` with the bound
 // `params`. Errors: INVALID_ARGUMENT for a parameter-count mismatch, a
 // missing shard-key value (SHARD_KEY_REQUIRED), an UPDATE of the shard key,
-// a VALUES row of the wrong width.
+// a VALUES row of the wrong width. With a `resolver`, statements that pin the
+// columns of a ready virtual index (equality or IN; every column of a
+// composite index) go only to the shards its entries name.
 absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& statement, const TableMeta* table,
-                                    const Snapshot& snapshot, const std::vector<Value>& params);
+                                    const Snapshot& snapshot, const std::vector<Value>& params,
+                                    const IndexResolver* resolver = nullptr);
 
 // The active shards of `table` sorted by id: the routing order.
 std::vector<const ShardMeta*> ActiveShards(const TableMeta& table);

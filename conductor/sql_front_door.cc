@@ -103,6 +103,12 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::RunData(absl::string_view sql,
                                                           absl::Time deadline, bool explain) {
   auto statement = sql::AnalyzeDml(sql);
   if (!statement.ok()) return statement.status();
+  // A write takes its ticket before it reads the topology: a shard scan
+  // that starts later waits for it (see IndexManager).
+  std::unique_ptr<IndexManager::Write> write;
+  if (!explain && indexes_ != nullptr && statement->kind != sql::StatementKind::kSelect) {
+    write = indexes_->BeginWrite();
+  }
   auto snapshot = store_->snapshot();
   const TableMeta* table = nullptr;
   if (!statement->table.empty()) {
@@ -113,10 +119,15 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::RunData(absl::string_view sql,
           absl::StrCat("no such table: ", statement->table, " (SHOW TABLES lists the tables)"));
     }
   }
-  auto plan = PlanQuery(*statement, table, *snapshot, params);
+  auto plan = PlanQuery(*statement, table, *snapshot, params, indexes_);
   if (!plan.ok()) return plan.status();
   if (explain) return QueryExecutor::Explain(*plan);
-  return executor_->Run(*plan, table != nullptr ? table->name : "", deadline);
+  if (write != nullptr && table != nullptr) {
+    if (auto s = indexes_->PrepareWrite(*write, *table, *plan, deadline); !s.ok()) return s;
+  }
+  auto result = executor_->Run(*plan, table != nullptr ? table->name : "", deadline);
+  if (write != nullptr && result.ok()) write->set_succeeded();
+  return result;
 }
 
 std::string FormatTimestamp(int64_t epoch_ms) {
@@ -204,20 +215,39 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteReque
       return response;
     }
     case sql::StatementKind::kShowIndexes: {
-      if (!stmt.table.empty()) {
-        v1::DescribeTableRequest describe;
-        describe.set_table(stmt.table);
-        if (auto exists = tables_->DescribeTable(describe); !exists.ok()) return exists.status();
-      }
-      // No index exists before virtual indexes arrive: the set is truthfully empty.
-      ResultSetBuilder(
+      v1::ListIndexesRequest list;
+      list.set_table(stmt.table);
+      auto result = tables_->ListIndexes(list);
+      if (!result.ok()) return result.status();
+      ResultSetBuilder set(
           &response, "INDEXES",
           {"index_name", "table_name", "columns", "index_type", "status", "created_at"});
+      for (const auto& i : result->indexes()) {
+        set.Row({Text(i.name()), Text(i.table()), Text(Joined(i.columns())), Text(i.type()),
+                 Text(i.status()), Text(FormatTimestamp(i.created_at_ms()))});
+      }
       return response;
     }
-    case sql::StatementKind::kCreateIndex:
-    case sql::StatementKind::kDropIndex:
-      return NotYet(sql::StatementKindName(stmt.kind), "virtual indexes");
+    case sql::StatementKind::kCreateIndex: {
+      v1::CreateIndexRequest create;
+      create.set_name(stmt.index_name);
+      create.set_table(stmt.table);
+      for (const auto& column : stmt.columns) create.add_columns(column);
+      create.set_unique(stmt.unique);
+      create.set_if_not_exists(stmt.if_not_exists);
+      auto result = tables_->CreateIndex(create, deadline);
+      if (!result.ok()) return result.status();
+      return response;
+    }
+    case sql::StatementKind::kDropIndex: {
+      v1::DropIndexRequest drop;
+      drop.set_name(stmt.index_name);
+      drop.set_table(stmt.table);
+      drop.set_if_exists(stmt.if_exists);
+      auto result = tables_->DropIndex(drop, deadline);
+      if (!result.ok()) return result.status();
+      return response;
+    }
     case sql::StatementKind::kReshardTable:
     case sql::StatementKind::kReshardStatus:
       return NotYet(sql::StatementKindName(stmt.kind), "online resharding");

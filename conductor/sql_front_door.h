@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "conductor/index_manager.h"
 #include "conductor/query_executor.h"
 #include "conductor/table_operations.h"
 #include "conductor/topology_store.h"
@@ -18,8 +19,10 @@ class SqlFrontDoor {
   // Longer statements are refused; large values belong in parameters.
   static constexpr size_t kMaxSqlBytes = 4 << 20;
 
-  SqlFrontDoor(TableOperations* tables, TopologyStore* store, QueryExecutor* executor)
-      : tables_(tables), store_(store), executor_(executor) {}
+  // `indexes` may be null: no index routing or maintenance.
+  SqlFrontDoor(TableOperations* tables, TopologyStore* store, QueryExecutor* executor,
+               IndexManager* indexes = nullptr)
+      : tables_(tables), store_(store), executor_(executor), indexes_(indexes) {}
 
   absl::StatusOr<v1::ExecuteResponse> Execute(const v1::ExecuteRequest& request,
                                               absl::Time deadline);
@@ -34,6 +37,7 @@ class SqlFrontDoor {
   TableOperations* tables_;
   TopologyStore* store_;
   QueryExecutor* executor_;
+  IndexManager* indexes_;
 };
 
 // Renders epoch milliseconds as ISO 8601 UTC ("2026-11-23T21:05:00.123Z").

@@ -98,8 +98,9 @@ absl::Status TableOperations::CreateTablesOn(const NodeMeta& node, absl::Time de
 }
 
 TableOperations::TableOperations(TopologyStore* store, StorageClient* storage,
-                                 TableOperationsOptions options)
-    : store_(store), storage_(storage), options_(options) {}
+                                 TableOperationsOptions options, IndexManager* indexes,
+                                 JobQueue* jobs)
+    : store_(store), storage_(storage), options_(options), indexes_(indexes), jobs_(jobs) {}
 
 TableOperations::~TableOperations() {
   {
@@ -455,6 +456,9 @@ absl::StatusOr<v1::DescribeTableResponse> TableOperations::DescribeTable(
     info->set_node_id(shard.node_id);
     info->set_status(shard.status);
   }
+  for (const IndexMeta& index : table->indexes) {
+    if (index.Visible()) *response.add_indexes() = ToIndexInfo(*table, index);
+  }
   for (const sql::ColumnSchema& column : table->columns) {
     auto* info = response.add_columns();
     info->set_name(column.name);
@@ -549,7 +553,9 @@ absl::Status TableOperations::ReconcileTable(const TableMeta& table, absl::Time 
           OnEveryNode(snapshot->nodes,
                       absl::StrCat("DROP TABLE IF EXISTS ", QuoteIdentifier(table.name)), deadline);
       if (!s.ok()) return s;
-      return store_->DeleteTable(table.table_id);
+      if (auto deleted = store_->DeleteTable(table.table_id); !deleted.ok()) return deleted;
+      for (const IndexMeta& index : table.indexes) ForgetIndex(index.index_id);
+      return absl::OkStatus();
     }
     case TableState::kRenaming: {
       // Roll back: every node goes back to the old name.
@@ -566,8 +572,33 @@ absl::Status TableOperations::Reconcile(absl::Time deadline) {
   // that does not answer delays other schema changes by one table at most.
   absl::Status first;
   std::vector<int64_t> unfinished;
+  std::vector<int64_t> unfinished_indexes;
   for (const auto& [unused, table] : store_->snapshot()->tables) {
     if (table.state != TableState::kActive) unfinished.push_back(table.table_id);
+    for (const IndexMeta& index : table.indexes) {
+      if (index.status == index_status::kCreating || index.status == index_status::kDropping) {
+        unfinished_indexes.push_back(index.index_id);
+      }
+    }
+  }
+  for (int64_t index_id : unfinished_indexes) {
+    auto lock = LockSchema(deadline);
+    if (!lock.ok()) return lock.status();
+    auto snapshot = store_->snapshot();
+    for (const auto& [unused, t] : snapshot->tables) {
+      for (const IndexMeta& index : t.indexes) {
+        if (index.index_id != index_id) continue;
+        if (index.status != index_status::kCreating && index.status != index_status::kDropping) {
+          continue;
+        }
+        absl::Status s = ReconcileIndex(index, deadline);
+        if (s.ok()) {
+          LogInfo("finished unfinished %s of index %s", index.status, index.name);
+        } else if (first.ok()) {
+          first = s;
+        }
+      }
+    }
   }
   for (int64_t table_id : unfinished) {
     auto lock = LockSchema(deadline);

@@ -16,6 +16,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "conductor/index_manager.h"
+#include "conductor/job_queue.h"
 #include "conductor/storage_client.h"
 #include "conductor/topology_store.h"
 #include "conductor/v1/table_ops.pb.h"
@@ -39,7 +41,10 @@ inline constexpr int kMaxBlockSize = 10000;
 
 class TableOperations {
  public:
-  TableOperations(TopologyStore* store, StorageClient* storage, TableOperationsOptions options);
+  // `indexes` and `jobs` may be null (no virtual indexes: the index
+  // operations answer FAILED_PRECONDITION).
+  TableOperations(TopologyStore* store, StorageClient* storage, TableOperationsOptions options,
+                  IndexManager* indexes = nullptr, JobQueue* jobs = nullptr);
   ~TableOperations();
 
   // Creates the table on every storage node in parallel; it becomes visible
@@ -65,6 +70,19 @@ class TableOperations {
                                                           absl::Time deadline);
   v1::ListTablesResponse ListTables() const;
 
+  // Virtual indexes (DESIGN.md §5, docs/indexes.md). CreateIndex creates the
+  // SQLite index on (_virtualShard, columns…) on every node, records the
+  // index as building with its IndexBuildJob, and returns at once. A UNIQUE
+  // index over rows that already repeat a value within one shard is
+  // recorded as failed (the answer says so; the build finds repeats across
+  // shards). UNAVAILABLE, changing nothing, when a node cannot be reached.
+  absl::StatusOr<v1::CreateIndexResponse> CreateIndex(const v1::CreateIndexRequest& request,
+                                                      absl::Time deadline);
+  absl::StatusOr<v1::DropIndexResponse> DropIndex(const v1::DropIndexRequest& request,
+                                                  absl::Time deadline);
+  absl::StatusOr<v1::ListIndexesResponse> ListIndexes(const v1::ListIndexesRequest& request) const;
+  v1::IndexInfo ToIndexInfo(const TableMeta& table, const IndexMeta& index) const;
+
   // Creates every active table on `node` (idempotent), for a node that joins
   // after the tables were created.
   absl::Status CreateTablesOn(const NodeMeta& node, absl::Time deadline);
@@ -86,11 +104,17 @@ class TableOperations {
                                  const std::string& to, absl::Time deadline);
   // Finishes or rolls back the unfinished record `table`. REQUIRES: ddl_mu_ held.
   absl::Status ReconcileTable(const TableMeta& table, absl::Time deadline);
+  // Rolls back a creating index, finishes a dropping one. REQUIRES: ddl_mu_ held.
+  absl::Status ReconcileIndex(const IndexMeta& index, absl::Time deadline);
+  // What is left of an index once its record is gone: entries, marks, jobs.
+  void ForgetIndex(int64_t index_id);
   std::vector<ShardMeta> PlaceShards(const Snapshot& snapshot, int count) const;
 
   TopologyStore* store_;
   StorageClient* storage_;
   TableOperationsOptions options_;
+  IndexManager* indexes_;
+  JobQueue* jobs_;
   // Takes ddl_mu_, waiting no longer than `deadline` (DEADLINE_EXCEEDED).
   absl::StatusOr<std::unique_lock<std::timed_mutex>> LockSchema(absl::Time deadline);
 

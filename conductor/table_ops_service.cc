@@ -2,15 +2,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/server.h"
 
 namespace conductor {
 namespace {
-
-absl::Time Deadline(const grpc::ServerContext* context) {
-  auto deadline = context->deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
-  return absl::FromChrono(deadline);
-}
 
 // Copies an OK result into the response; converts a failure once.
 template <typename T>
@@ -45,20 +40,22 @@ grpc::Status TableOpsService::WatchReshard(grpc::ServerContext*, const v1::GetRe
   return NotYet("WatchReshard (online resharding)");
 }
 
-grpc::Status TableOpsService::CreateIndex(grpc::ServerContext*, const v1::CreateIndexRequest*,
-                                          v1::CreateIndexResponse*) {
-  return NotYet("CreateIndex (virtual indexes)");
+grpc::Status TableOpsService::CreateIndex(grpc::ServerContext* context,
+                                          const v1::CreateIndexRequest* request,
+                                          v1::CreateIndexResponse* response) {
+  return Reply(tables_->CreateIndex(*request, CallDeadline(*context)), response);
 }
 
-grpc::Status TableOpsService::DropIndex(grpc::ServerContext*, const v1::DropIndexRequest*,
-                                        v1::DropIndexResponse*) {
-  return NotYet("DropIndex (virtual indexes)");
+grpc::Status TableOpsService::DropIndex(grpc::ServerContext* context,
+                                        const v1::DropIndexRequest* request,
+                                        v1::DropIndexResponse* response) {
+  return Reply(tables_->DropIndex(*request, CallDeadline(*context)), response);
 }
 
 grpc::Status TableOpsService::Execute(grpc::ServerContext* context,
                                       const v1::ExecuteRequest* request,
                                       v1::ExecuteResponse* response) {
-  return Reply(sql_->Execute(*request, Deadline(context)), response);
+  return Reply(sql_->Execute(*request, CallDeadline(*context)), response);
 }
 
 grpc::Status TableOpsService::ListTables(grpc::ServerContext*, const v1::ListTablesRequest*,
@@ -70,13 +67,13 @@ grpc::Status TableOpsService::ListTables(grpc::ServerContext*, const v1::ListTab
 grpc::Status TableOpsService::CreateTable(grpc::ServerContext* context,
                                           const v1::CreateTableRequest* request,
                                           v1::CreateTableResponse* response) {
-  return Reply(tables_->CreateTable(*request, Deadline(context)), response);
+  return Reply(tables_->CreateTable(*request, CallDeadline(*context)), response);
 }
 
 grpc::Status TableOpsService::DropTable(grpc::ServerContext* context,
                                         const v1::DropTableRequest* request,
                                         v1::DropTableResponse* response) {
-  return Reply(tables_->DropTable(*request, Deadline(context)), response);
+  return Reply(tables_->DropTable(*request, CallDeadline(*context)), response);
 }
 
 grpc::Status TableOpsService::DescribeTable(grpc::ServerContext*,
@@ -88,33 +85,25 @@ grpc::Status TableOpsService::DescribeTable(grpc::ServerContext*,
 grpc::Status TableOpsService::GetTableStats(grpc::ServerContext* context,
                                             const v1::GetTableStatsRequest* request,
                                             v1::GetTableStatsResponse* response) {
-  return Reply(tables_->GetTableStats(*request, Deadline(context)), response);
+  return Reply(tables_->GetTableStats(*request, CallDeadline(*context)), response);
 }
 
 grpc::Status TableOpsService::RenameTable(grpc::ServerContext* context,
                                           const v1::RenameTableRequest* request,
                                           v1::RenameTableResponse* response) {
-  return Reply(tables_->RenameTable(*request, Deadline(context)), response);
+  return Reply(tables_->RenameTable(*request, CallDeadline(*context)), response);
 }
 
 grpc::Status TableOpsService::SetBlockSize(grpc::ServerContext* context,
                                            const v1::SetBlockSizeRequest* request,
                                            v1::SetBlockSizeResponse* response) {
-  return Reply(tables_->SetBlockSize(*request, Deadline(context)), response);
+  return Reply(tables_->SetBlockSize(*request, CallDeadline(*context)), response);
 }
 
 grpc::Status TableOpsService::ListIndexes(grpc::ServerContext*,
                                           const v1::ListIndexesRequest* request,
-                                          v1::ListIndexesResponse*) {
-  // No index can exist before virtual indexes arrive; a named table must exist.
-  if (!request->table().empty()) {
-    v1::DescribeTableRequest describe;
-    describe.set_table(request->table());
-    if (auto exists = tables_->DescribeTable(describe); !exists.ok()) {
-      return ToGrpcStatus(exists.status());
-    }
-  }
-  return grpc::Status::OK;
+                                          v1::ListIndexesResponse* response) {
+  return Reply(tables_->ListIndexes(*request), response);
 }
 
 }  // namespace conductor

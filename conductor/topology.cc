@@ -68,4 +68,20 @@ const NodeMeta* Snapshot::FindNode(const std::string& node_id) const {
   return nullptr;
 }
 
+std::pair<const TableMeta*, const IndexMeta*> Snapshot::FindIndex(const std::string& name) const {
+  const std::string key = LowerName(name);
+  for (const auto& [unused, table] : tables) {
+    for (const IndexMeta& index : table.indexes) {
+      if (LowerName(index.name) == key) return {&table, &index};
+    }
+  }
+  return {nullptr, nullptr};
+}
+
+bool IndexMeta::Maintained() const {
+  return status == index_status::kBuilding || status == index_status::kReady;
+}
+
+bool IndexMeta::Visible() const { return Maintained() || status == index_status::kFailed; }
+
 }  // namespace conductor

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/sql/create_table.h"
@@ -44,6 +45,36 @@ struct ShardMeta {
   std::string status;
 };
 
+// Lifecycle of a virtual index (DESIGN.md §5 CREATE INDEX). Users see
+// building, ready and failed; creating and dropping are steps of persisted
+// state machines that the reconciler finishes after a crash.
+namespace index_status {
+inline constexpr char kCreating[] = "creating";  // SQLite indexes being created on the nodes
+inline constexpr char kBuilding[] = "building";  // entries being filled by an IndexBuildJob
+inline constexpr char kReady[] = "ready";        // routing may use it
+inline constexpr char kFailed[] = "failed";      // see error; DROP INDEX removes it
+inline constexpr char kDropping[] = "dropping";  // SQLite indexes being dropped on the nodes
+}  // namespace index_status
+
+struct IndexMeta {
+  int64_t index_id = 0;
+  int64_t table_id = 0;
+  std::string name;
+  std::vector<std::string> columns;  // as declared in the table
+  bool unique = false;
+  std::string status = index_status::kCreating;
+  std::string error;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+
+  // building or ready: writes keep its entries a superset of the truth.
+  bool Maintained() const;
+  // building, ready or failed: shown by SHOW INDEXES, DESCRIBE, ListIndexes.
+  bool Visible() const;
+  // "unique" or "hash", as IndexInfo.type.
+  const char* TypeName() const { return unique ? "unique" : "hash"; }
+};
+
 struct TableMeta {
   int64_t table_id = 0;
   std::string name;
@@ -59,7 +90,8 @@ struct TableMeta {
   std::vector<std::vector<std::string>> unique_constraints;
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
-  std::vector<ShardMeta> shards;  // sorted by shard_id
+  std::vector<ShardMeta> shards;   // sorted by shard_id
+  std::vector<IndexMeta> indexes;  // every state, sorted by index_id
 
   // The number of active shards (what users see as num_shards).
   int32_t ActiveShardCount() const;
@@ -76,6 +108,9 @@ struct Snapshot {
   // Any table record holding `name`, as its name or as a rename target.
   const TableMeta* FindAny(const std::string& name) const;
   const NodeMeta* FindNode(const std::string& node_id) const;
+  // The index called `name` (ASCII case-insensitive) in any state, and its
+  // table; {null, null} when there is none.
+  std::pair<const TableMeta*, const IndexMeta*> FindIndex(const std::string& name) const;
 };
 
 // ASCII lower-casing, as SQLite folds names.

@@ -88,13 +88,35 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, not_before_ms);
 CREATE INDEX IF NOT EXISTS jobs_by_operation ON jobs (operation);
 )sql";
 
+// Version 3: virtual indexes (docs/indexes.md). Their value → shard entries
+// live in a file of their own (IndexEntryStore), not here.
+constexpr char kSchemaV3[] = R"sql(
+CREATE TABLE IF NOT EXISTS virtual_indexes (
+  index_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  table_id INTEGER NOT NULL REFERENCES tables (table_id),
+  name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  is_unique INTEGER NOT NULL,
+  status TEXT NOT NULL
+    CHECK (status IN ('creating', 'building', 'ready', 'failed', 'dropping')),
+  error TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS virtual_index_columns (
+  index_id INTEGER NOT NULL REFERENCES virtual_indexes (index_id),
+  position INTEGER NOT NULL,
+  column_name TEXT NOT NULL,
+  PRIMARY KEY (index_id, position)
+);
+)sql";
+
 // Each step upgrades a file of version to_version - 1; Migrate() applies every
 // step above the file's version, in order, in one transaction.
 struct MigrationStep {
   int to_version;
   const char* sql;
 };
-constexpr MigrationStep kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}};
+constexpr MigrationStep kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == TopologyStore::kSchemaVersion,
               "one migration step per schema version");
 
@@ -246,6 +268,36 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> TopologyStore::Load() {
         [](TableMeta& table, const Statement& row) {
           table.shards.push_back(
               {static_cast<int32_t>(row.ColumnInt64(1)), row.ColumnText(2), row.ColumnText(3)});
+        });
+  }
+  std::map<int64_t, IndexMeta*> index_by_id;
+  if (s.ok()) {
+    s = children(
+        "SELECT table_id, index_id, name, is_unique, status, error, created_at_ms, updated_at_ms "
+        "FROM virtual_indexes ORDER BY table_id, index_id",
+        [&](TableMeta& table, const Statement& row) {
+          IndexMeta index;
+          index.table_id = table.table_id;
+          index.index_id = row.ColumnInt64(1);
+          index.name = row.ColumnText(2);
+          index.unique = row.ColumnInt64(3) != 0;
+          index.status = row.ColumnText(4);
+          index.error = row.ColumnText(5);
+          index.created_at_ms = row.ColumnInt64(6);
+          index.updated_at_ms = row.ColumnInt64(7);
+          table.indexes.push_back(std::move(index));
+        });
+  }
+  if (s.ok()) {
+    for (auto& [id, table] : by_id) {
+      for (IndexMeta& index : table->indexes) index_by_id[index.index_id] = &index;
+    }
+    s = db_->ForEachRow(
+        "SELECT index_id, column_name FROM virtual_index_columns ORDER BY index_id, position",
+        [&](const Statement& row) {
+          auto it = index_by_id.find(row.ColumnInt64(0));
+          if (it != index_by_id.end()) it->second->columns.push_back(row.ColumnText(1));
+          return absl::OkStatus();
         });
   }
   if (!s.ok()) return s;
@@ -453,7 +505,14 @@ absl::Status TopologyStore::SetBlockSize(int64_t table_id, int32_t block_size) {
 
 absl::Status TopologyStore::DeleteTable(int64_t table_id) {
   return Mutate([&](Database& db) -> absl::Status {
-    for (const char* child : {"table_shards", "table_columns", "table_unique_constraints"}) {
+    auto columns = db.Prepare(
+        "DELETE FROM virtual_index_columns WHERE index_id IN "
+        "(SELECT index_id FROM virtual_indexes WHERE table_id = ?)");
+    if (!columns.ok()) return columns.status();
+    columns->BindInt64(1, table_id).IgnoreError();
+    if (auto r = columns->Run(); !r.ok()) return r;
+    for (const char* child :
+         {"virtual_indexes", "table_shards", "table_columns", "table_unique_constraints"}) {
       auto stmt = db.Prepare(absl::StrCat("DELETE FROM ", child, " WHERE table_id = ?"));
       if (!stmt.ok()) return stmt.status();
       stmt->BindInt64(1, table_id).IgnoreError();
@@ -462,6 +521,77 @@ absl::Status TopologyStore::DeleteTable(int64_t table_id) {
     return RunOnTable(db, "DELETE FROM tables WHERE table_id = ?", table_id,
                       [&](Statement& stmt) { stmt.BindInt64(1, table_id).IgnoreError(); });
   });
+}
+
+absl::StatusOr<int64_t> TopologyStore::InsertIndexIn(Database& db, const IndexMeta& index) {
+  auto exists = db.Prepare(
+      "SELECT 'index' FROM virtual_indexes WHERE name = ?1 COLLATE NOCASE UNION ALL "
+      "SELECT 'table' FROM tables WHERE name = ?1 COLLATE NOCASE OR "
+      "pending_name = ?1 COLLATE NOCASE");
+  if (!exists.ok()) return exists.status();
+  exists->BindText(1, index.name).IgnoreError();
+  auto found = exists->Step();
+  if (!found.ok()) return found.status();
+  if (*found) {
+    return Error(absl::StatusCode::kAlreadyExists, reason::kIndexAlreadyExists,
+                 exists->ColumnText(0) == "index"
+                     ? absl::StrCat("index ", index.name, " already exists")
+                     : absl::StrCat("a table is named ", index.name,
+                                    "; tables and indexes share one namespace"));
+  }
+  auto insert = db.Prepare(
+      "INSERT INTO virtual_indexes (table_id, name, is_unique, status, error, created_at_ms, "
+      "updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  if (!insert.ok()) return insert.status();
+  const int64_t now = NowMs();
+  insert->BindInt64(1, index.table_id).IgnoreError();
+  insert->BindText(2, index.name).IgnoreError();
+  insert->BindInt64(3, index.unique ? 1 : 0).IgnoreError();
+  insert->BindText(4, index.status).IgnoreError();
+  insert->BindText(5, index.error).IgnoreError();
+  insert->BindInt64(6, now).IgnoreError();
+  insert->BindInt64(7, now).IgnoreError();
+  if (auto r = insert->Run(); !r.ok()) return r;
+  const int64_t index_id = sqlite3_last_insert_rowid(db.handle());
+  auto column = db.Prepare(
+      "INSERT INTO virtual_index_columns (index_id, position, column_name) VALUES (?, ?, ?)");
+  if (!column.ok()) return column.status();
+  for (size_t i = 0; i < index.columns.size(); ++i) {
+    column->Reset().IgnoreError();
+    column->BindInt64(1, index_id).IgnoreError();
+    column->BindInt64(2, static_cast<int64_t>(i)).IgnoreError();
+    column->BindText(3, index.columns[i]).IgnoreError();
+    if (auto r = column->Run(); !r.ok()) return r;
+  }
+  return index_id;
+}
+
+absl::Status TopologyStore::SetIndexStatusIn(Database& db, int64_t index_id,
+                                             const std::string& status, const std::string& error) {
+  auto stmt = db.Prepare(
+      "UPDATE virtual_indexes SET status = ?, error = ?, updated_at_ms = ? "
+      "WHERE index_id = ?");
+  if (!stmt.ok()) return stmt.status();
+  stmt->BindText(1, status).IgnoreError();
+  stmt->BindText(2, error).IgnoreError();
+  stmt->BindInt64(3, NowMs()).IgnoreError();
+  stmt->BindInt64(4, index_id).IgnoreError();
+  if (auto r = stmt->Run(); !r.ok()) return r;
+  if (db.Changes() == 0) {
+    return absl::NotFoundError(absl::StrCat("topology store: no index with id ", index_id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TopologyStore::DeleteIndexIn(Database& db, int64_t index_id) {
+  for (const char* sql : {"DELETE FROM virtual_index_columns WHERE index_id = ?",
+                          "DELETE FROM virtual_indexes WHERE index_id = ?"}) {
+    auto stmt = db.Prepare(sql);
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindInt64(1, index_id).IgnoreError();
+    if (auto r = stmt->Run(); !r.ok()) return r;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace conductor

@@ -27,8 +27,9 @@ namespace conductor {
 class TopologyStore {
  public:
   // The schema version this code writes; older files are migrated on open.
-  // History: 1 = topology tables; 2 = + `jobs` (docs/job-queue.md).
-  static constexpr int kSchemaVersion = 2;
+  // History: 1 = topology tables; 2 = + `jobs` (docs/job-queue.md);
+  // 3 = + `virtual_indexes`, `virtual_index_columns` (docs/indexes.md).
+  static constexpr int kSchemaVersion = 3;
 
   // Opens or creates the store at `path` (":memory:" for tests). Fails with
   // FAILED_PRECONDITION when the file was written by a newer version.
@@ -54,8 +55,18 @@ class TopologyStore {
 
   absl::Status SetBlockSize(int64_t table_id, int32_t block_size);
 
-  // Removes a table record and everything that hangs off it.
+  // Removes a table record and everything that hangs off it (its index
+  // records included).
   absl::Status DeleteTable(int64_t table_id);
+
+  // Index records, for use inside Mutate(). InsertIndexIn records `index`
+  // (its index_id and timestamps ignored) and returns the new id;
+  // ALREADY_EXISTS (INDEX_ALREADY_EXISTS) when an index or a table already
+  // has the name. SetIndexStatusIn: NOT_FOUND for an unknown id.
+  static absl::StatusOr<int64_t> InsertIndexIn(Database& db, const IndexMeta& index);
+  static absl::Status SetIndexStatusIn(Database& db, int64_t index_id, const std::string& status,
+                                       const std::string& error);
+  static absl::Status DeleteIndexIn(Database& db, int64_t index_id);
 
   // Runs `body` in one IMMEDIATE transaction on the store's connection, bumps
   // the topology version, commits and republishes the snapshot. Rolls back

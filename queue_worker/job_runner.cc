@@ -348,7 +348,9 @@ void JobRunner::RunJob(const internal::v1::Job& job) {
     if (reported.ok()) LogInfo("job %d attempt %d: done", job_id, attempt);
   } else {
     const bool retryable = shutting_down || IsRetryable(outcome.code());
-    std::string error = outcome.ToString();
+    // Code and message only (ToString would add the ErrorInfo payload bytes).
+    std::string error =
+        absl::StrCat(absl::StatusCodeToString(outcome.code()), ": ", outcome.message());
     if (shutting_down) error = absl::StrCat("worker shutting down: ", error);
     if (retryable && progress != sent_progress) {
       // Save the latest progress first, so the next attempt resumes from it.

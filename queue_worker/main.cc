@@ -17,12 +17,16 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/server.h"
+#include "queue_worker/index_jobs.h"
 #include "queue_worker/job_runner.h"
 
 ABSL_FLAG(std::string, conductor, "", "HOST:PORT of the conductor (required)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "HOST:PORT for this worker's health and reflection service; port 0 picks one");
 ABSL_FLAG(int, concurrency, 2, "jobs run at once");
+ABSL_FLAG(int64_t, scan_rows_per_s, 0,
+          "throttle for shard scans (index builds, recounts): tuples per second per job; 0 = "
+          "no limit");
 ABSL_FLAG(std::string, worker_id, "", "names this worker in leases and logs; default HOST-PID");
 
 namespace {
@@ -59,8 +63,14 @@ int main(int argc, char** argv) {
     return Fail(absl::StrCat("--listen: ", s.message()), 2);
   }
   if (options.concurrency < 1) return Fail("--concurrency must be at least 1", 2);
+  conductor::IndexJobOptions index_options;
+  index_options.conductor = options.conductor;
+  index_options.scan_rows_per_s = absl::GetFlag(FLAGS_scan_rows_per_s);
+  if (index_options.scan_rows_per_s < 0) return Fail("--scan_rows_per_s must not be negative", 2);
 
   conductor::JobRunner runner(options);
+  conductor::IndexJobs index_jobs(index_options);
+  if (auto s = index_jobs.RegisterWith(runner); !s.ok()) return Fail(std::string(s.message()), 2);
   if (auto s = runner.Start(); !s.ok()) return Fail(std::string(s.message()), 2);
   conductor::ServerConfig server;
   server.listen = absl::GetFlag(FLAGS_listen);

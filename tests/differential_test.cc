@@ -1561,15 +1561,15 @@ class DifferentialTest : public ::testing::Test {
       difference = explained.error;
     } else if (response.result_sets_size() != 1 || response.result_sets(0).name() != "EXPLAIN") {
       difference = "not one result set named EXPLAIN";
-    } else if (explained.columns !=
-               std::vector<std::string>{"route", "shard_id", "node_id", "sql", "merge"}) {
+    } else if (explained.columns != std::vector<std::string>{"route", "shard_id", "node_id", "sql",
+                                                             "merge", "index_name"}) {
       difference = absl::StrCat("columns [", absl::StrJoin(explained.columns, ", "), "]");
     } else if (static_cast<int>(explained.rows.size()) != shards) {
       difference = absl::StrCat(explained.rows.size(), " shard statements, want ", shards);
     } else {
       std::set<int64_t> ids;
       for (const RowValues& row : explained.rows) {
-        if (row.size() != 5 || row[0].text() != route || row[1].kind_case() != Value::kInteger ||
+        if (row.size() != 6 || row[0].text() != route || row[1].kind_case() != Value::kInteger ||
             row[2].text().empty() || row[3].text().find("_virtualShard") == std::string::npos) {
           difference = absl::StrCat("unexpected row ", RenderRow(row));
         }

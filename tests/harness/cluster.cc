@@ -30,10 +30,19 @@ absl::StatusOr<std::unique_ptr<TestCluster>> TestCluster::Start(const Options& o
   }
   cluster->conductor_dir_ = cluster->root_ + "/conductor";
   if (auto s = cluster->StartConductor("127.0.0.1:0"); !s.ok()) return s;
+  for (int i = 0; i < options.workers; ++i) {
+    if (auto s = cluster->StartWorker(i); !s.ok()) return s;
+  }
   return cluster;
 }
 
 TestCluster::~TestCluster() {
+  // Workers first: they would only log a conductor that went away.
+  for (auto& worker : workers_) {
+    if (worker.process != nullptr && worker.process->running()) {
+      worker.process->Stop().IgnoreError();
+    }
+  }
   if (conductor_ != nullptr && conductor_->running()) conductor_->Stop().IgnoreError();
   for (auto& node : nodes_) {
     if (node.process != nullptr && node.process->running()) node.process->Stop().IgnoreError();
@@ -72,6 +81,46 @@ absl::Status TestCluster::StartConductor(const std::string& listen) {
   ops_ = conductor::v1::TableOps::NewStub(
       grpc::CreateChannel(conductor_address_, grpc::InsecureChannelCredentials()));
   return absl::OkStatus();
+}
+
+absl::Status TestCluster::StartWorker(int i) {
+  if (i < 0 || i > worker_count()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no worker ", i, "; there are ", worker_count()));
+  }
+  if (i < worker_count() && workers_[i].process != nullptr && workers_[i].process->running() &&
+      !workers_[i].process->Wait(absl::ZeroDuration()).ok()) {  // reaps one that died by itself
+    return absl::FailedPreconditionError(absl::StrCat(worker_id(i), " is running"));
+  }
+  std::vector<std::string> argv = {BinaryPath("queue_worker/queue_worker"),
+                                   "--conductor=" + conductor_address_,
+                                   "--worker_id=" + worker_id(i)};
+  for (const auto& flag : options_.extra_worker_flags) argv.push_back(flag);
+  auto process = Process::Start(argv, absl::StrCat(root_, "/", worker_id(i), ".log"),
+                                {.die_with_parent = options_.die_with_parent});
+  if (!process.ok()) return process.status();
+  // The worker prints "listening on" (its health server) once its lease
+  // loops run; it does not wait for the conductor to answer.
+  auto address = (*process)->WaitForListening(absl::Seconds(30));
+  if (!address.ok()) return address.status();
+  if (i == worker_count()) workers_.emplace_back();
+  workers_[i].address = *address;
+  workers_[i].process = std::move(*process);
+  return absl::OkStatus();
+}
+
+absl::Status TestCluster::KillWorker(int i, int signal) {
+  if (i < 0 || i >= worker_count()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no worker ", i, "; there are ", worker_count()));
+  }
+  Worker& worker = workers_[i];
+  if (worker.process == nullptr || !worker.process->running()) {
+    return absl::FailedPreconditionError("worker not running");
+  }
+  worker.process->Signal(signal);
+  auto code = worker.process->Wait(absl::Seconds(15));
+  return code.ok() ? absl::OkStatus() : code.status();
 }
 
 absl::Status TestCluster::KillNode(int i, int signal) {

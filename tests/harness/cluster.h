@@ -1,7 +1,10 @@
 // TestCluster: a real Conductor cluster of separate processes on loopback
-// (storage nodes first, then the conductor), with the controls fault tests
-// need: kill, restart on the same address and data, and direct access to the
-// nodes' SQLite files.
+// (storage nodes first, then the conductor, then any queue workers), with the
+// controls fault tests need: kill, restart on the same address and data, and
+// direct access to the nodes' SQLite files.
+//
+// A test that starts workers (Options::workers > 0, or StartWorker) needs
+// "//queue_worker" in its `data`.
 #ifndef CONDUCTOR_TESTS_HARNESS_CLUSTER_H_
 #define CONDUCTOR_TESTS_HARNESS_CLUSTER_H_
 
@@ -21,6 +24,10 @@ class TestCluster {
     int storage_nodes = 3;
     std::vector<std::string> extra_conductor_flags;
     std::vector<std::string> extra_storage_node_flags;
+    // Queue workers started after the conductor, with
+    // --conductor=<its address> --worker_id=worker-<i+1> and these flags.
+    int workers = 0;
+    std::vector<std::string> extra_worker_flags;
     // Where the cluster's directories go (created if missing); empty: a
     // fresh directory under TEST_TMPDIR. Never removed by the cluster.
     std::string root_dir;
@@ -54,9 +61,26 @@ class TestCluster {
   // The directory holding every data directory and log.
   const std::string& root() const { return root_; }
 
+  // Queue workers, "worker-<i+1>", logging to root()/worker-<i+1>.log. They
+  // hold no state and reconnect to a restarted conductor by themselves:
+  // RestartConductor leaves them running.
+  int worker_count() const { return static_cast<int>(workers_.size()); }
+  std::string worker_id(int i) const { return "worker-" + std::to_string(i + 1); }
+  // The address of the worker's own health/reflection server.
+  const std::string& worker_address(int i) const { return workers_[i].address; }
+  Process* worker_process(int i) { return workers_[i].process.get(); }
+  absl::Status KillWorker(int i, int signal);
+  // Starts worker i again (same id and flags) once it has exited, or a new
+  // one when i == worker_count(), with Options::extra_worker_flags.
+  absl::Status StartWorker(int i);
+
  private:
   struct Node {
     std::string data_dir;
+    std::string address;
+    std::unique_ptr<Process> process;
+  };
+  struct Worker {
     std::string address;
     std::unique_ptr<Process> process;
   };
@@ -70,6 +94,7 @@ class TestCluster {
   std::string conductor_dir_;
   std::string conductor_address_;
   std::unique_ptr<Process> conductor_;
+  std::vector<Worker> workers_;
   std::unique_ptr<conductor::v1::TableOps::Stub> ops_;
 };
 
