@@ -62,10 +62,11 @@ void Check(const grpc::Status& status, const std::string& what) {
 
 // --- the cluster ---
 
-BenchCluster StartCluster(int storage_nodes) {
+BenchCluster StartCluster(int storage_nodes, int workers) {
   const char* base = getenv("BENCH_TMPDIR");
   TestCluster::Options options;
   options.storage_nodes = storage_nodes;
+  options.workers = workers;
   options.extra_storage_node_flags = {"--synchronous=full"};
   // TestCluster passes --storage_timeout_ms=5000 (for fault tests); the
   // benchmarks measure the product default (the last flag wins).
@@ -289,6 +290,8 @@ CpuTimes CpuTimes::operator-(const CpuTimes& o) const {
   d.conductor_sys = conductor_sys - o.conductor_sys;
   d.nodes_user = nodes_user - o.nodes_user;
   d.nodes_sys = nodes_sys - o.nodes_sys;
+  d.workers_user = workers_user - o.workers_user;
+  d.workers_sys = workers_sys - o.workers_sys;
   d.client_user = client_user - o.client_user;
   d.client_sys = client_sys - o.client_sys;
   return d;
@@ -299,6 +302,8 @@ CpuTimes& CpuTimes::operator+=(const CpuTimes& o) {
   conductor_sys += o.conductor_sys;
   nodes_user += o.nodes_user;
   nodes_sys += o.nodes_sys;
+  workers_user += o.workers_user;
+  workers_sys += o.workers_sys;
   client_user += o.client_user;
   client_sys += o.client_sys;
   return *this;
@@ -309,6 +314,12 @@ CpuTimes SampleCpu(TestCluster& cluster) {
   ProcessCpu(cluster.conductor_process()->pid(), &t.conductor_user, &t.conductor_sys);
   for (int i = 0; i < cluster.node_count(); ++i) {
     ProcessCpu(cluster.node_process(i)->pid(), &t.nodes_user, &t.nodes_sys);
+  }
+  for (int i = 0; i < cluster.worker_count(); ++i) {
+    testing::Process* worker = cluster.worker_process(i);
+    if (worker != nullptr && worker->running()) {
+      ProcessCpu(worker->pid(), &t.workers_user, &t.workers_sys);
+    }
   }
   rusage usage;
   getrusage(RUSAGE_SELF, &usage);
@@ -323,8 +334,12 @@ std::string FormatCpuPerOp(const CpuTimes& d, double ops) {
     return absl::StrFormat("%s %s (usr %.0f + sys %.0f)", name, FormatMicros((user + sys) / ops),
                            user / ops, sys / ops);
   };
+  std::string workers;
+  if (d.workers_user + d.workers_sys > 0) {
+    workers = absl::StrCat(one("workers", d.workers_user, d.workers_sys), " | ");
+  }
   return absl::StrCat("cpu/op: ", one("conductor", d.conductor_user, d.conductor_sys), " | ",
-                      one("nodes", d.nodes_user, d.nodes_sys), " | ",
+                      one("nodes", d.nodes_user, d.nodes_sys), " | ", workers,
                       one("client", d.client_user, d.client_sys));
 }
 

@@ -36,11 +36,12 @@ struct StopAndRemoveData {
 using BenchCluster = std::unique_ptr<TestCluster, StopAndRemoveData>;
 
 // Starts N storage nodes ("node-1" … "node-N", --synchronous=full: the
-// product default, stated so that the figures stay durable ones) and a
-// conductor (with its own default storage timeout), each in its own data
-// directory under $BENCH_TMPDIR/conductor-bench-PID (default /tmp). The
-// servers die with the benchmark. Aborts on failure.
-BenchCluster StartCluster(int storage_nodes);
+// product default, stated so that the figures stay durable ones), a
+// conductor (with its own default storage timeout) and `workers` queue
+// workers (default flags; the target needs "//queue_worker" in its data),
+// each in its own data directory under $BENCH_TMPDIR/conductor-bench-PID
+// (default /tmp). The servers die with the benchmark. Aborts on failure.
+BenchCluster StartCluster(int storage_nodes, int workers = 0);
 
 // Index of "node-K" in `cluster`, or -1.
 int NodeIndex(const TestCluster& cluster, const std::string& node_id);
@@ -115,17 +116,20 @@ void LoadIntoNodeFile(const std::string& database_path, const std::string& table
 // --- CPU accounting ---
 
 // CPU time (user, system) consumed so far by the conductor, by all storage
-// nodes together and by this benchmark process, in microseconds (from
-// /proc/PID/stat and getrusage; 10 ms resolution).
+// nodes together, by all queue workers together and by this benchmark
+// process, in microseconds (from /proc/PID/stat and getrusage; 10 ms
+// resolution).
 struct CpuTimes {
   double conductor_user = 0, conductor_sys = 0;
   double nodes_user = 0, nodes_sys = 0;
+  double workers_user = 0, workers_sys = 0;
   double client_user = 0, client_sys = 0;
   CpuTimes operator-(const CpuTimes& o) const;
   CpuTimes& operator+=(const CpuTimes& o);
 };
 CpuTimes SampleCpu(TestCluster& cluster);
-// "cpu/op: conductor 120 µs (usr 40 + sys 80) · nodes … · client …".
+// "cpu/op: conductor 120 µs (usr 40 + sys 80) | nodes … | client …"; workers
+// are listed only when they used CPU.
 std::string FormatCpuPerOp(const CpuTimes& delta, double ops);
 
 // --- timing ---

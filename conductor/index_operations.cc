@@ -36,6 +36,16 @@ std::string DropIndexSql(const IndexMeta& index) {
 
 }  // namespace
 
+std::string TableOperations::PhysicalIndexSql(const TableMeta& table, const IndexMeta& index) {
+  // The SQLite index leads with _virtualShard: every shard statement names
+  // its shard, and no uniqueness may span shards (DESIGN.md §2).
+  std::vector<std::string> physical = {sql::kVirtualShardColumn};
+  for (const auto& column : index.columns) physical.push_back(QuoteIdentifier(column));
+  return absl::StrCat("CREATE ", index.unique ? "UNIQUE " : "", "INDEX IF NOT EXISTS ",
+                      QuoteIdentifier(index.name), " ON ", QuoteIdentifier(table.name), " (",
+                      absl::StrJoin(physical, ", "), ")");
+}
+
 v1::IndexInfo TableOperations::ToIndexInfo(const TableMeta& table, const IndexMeta& index) const {
   v1::IndexInfo info;
   info.set_name(index.name);
@@ -171,14 +181,7 @@ absl::StatusOr<v1::CreateIndexResponse> TableOperations::CreateIndex(
   }
   index.index_id = index_id;
 
-  // The SQLite index leads with _virtualShard: every shard statement names
-  // its shard, and no uniqueness may span shards (DESIGN.md §2).
-  std::vector<std::string> physical = {sql::kVirtualShardColumn};
-  for (const auto& column : columns) physical.push_back(QuoteIdentifier(column));
-  const std::string create_sql = absl::StrCat(
-      "CREATE ", index.unique ? "UNIQUE " : "", "INDEX IF NOT EXISTS ", QuoteIdentifier(index.name),
-      " ON ", QuoteIdentifier(table->name), " (", absl::StrJoin(physical, ", "), ")");
-  absl::Status created = OnEveryNode(snapshot->nodes, create_sql, deadline);
+  absl::Status created = OnEveryNode(snapshot->nodes, PhysicalIndexSql(*table, index), deadline);
   if (!created.ok() && index.unique && ErrorReason(created) == reason::kUniqueViolation) {
     // Rows of one shard already repeat a value: the index fails, naming one.
     std::vector<std::string> quoted, not_null;
@@ -285,6 +288,11 @@ absl::StatusOr<v1::DropIndexResponse> TableOperations::DropIndex(
     return IndexNotFound(request.name(), absl::StrCat(" on table ", request.table(),
                                                       " (it is an index of ", table->name, ")"));
   }
+  if (index->constraint_backed) {
+    return Error(absl::StatusCode::kFailedPrecondition, reason::kSqlError,
+                 absl::StrCat("index ", index->name, " enforces a UNIQUE constraint of table ",
+                              table->name, " and cannot be dropped (it goes with the table)"));
+  }
   if (auto s = CheckReachable(*storage_, snapshot->nodes, StorageDeadline(deadline)); !s.ok()) {
     return Annotate(s, absl::StrCat("index ", request.name(), " was not dropped"));
   }
@@ -321,7 +329,9 @@ absl::Status TableOperations::ReconcileIndex(const IndexMeta& index, absl::Time 
   }
   ForgetIndex(index.index_id);  // no job may write entries from here on
   auto snapshot = store_->snapshot();
-  if (auto s = OnEveryNode(snapshot->nodes, DropIndexSql(index), deadline); !s.ok()) return s;
+  if (!index.constraint_backed) {
+    if (auto s = OnEveryNode(snapshot->nodes, DropIndexSql(index), deadline); !s.ok()) return s;
+  }
   if (auto s = store_->Mutate(
           [&](Database& db) { return TopologyStore::DeleteIndexIn(db, index.index_id); });
       !s.ok()) {

@@ -88,6 +88,11 @@ absl::Status TableOperations::CreateTablesOn(const NodeMeta& node, absl::Time de
     auto sql = CurrentPhysicalSql(table);
     if (!sql.ok()) return sql.status();
     batch.request.add_statements()->set_sql(*sql);
+    for (const IndexMeta& index : table.indexes) {
+      if (index.Maintained() && !index.constraint_backed) {
+        batch.request.add_statements()->set_sql(PhysicalIndexSql(table, index));
+      }
+    }
   }
   if (batch.request.statements_size() == 0) return absl::OkStatus();
   auto results = FanOut(*storage_, {batch}, StorageDeadline(deadline));
@@ -314,7 +319,61 @@ absl::StatusOr<v1::CreateTableResponse> TableOperations::CreateTable(
     return Annotate(
         created, absl::StrCat("table ", table.name, " was not created (nothing is left behind)"));
   }
-  if (auto s = store_->SetTableState(*table_id, TableState::kActive); !s.ok()) return s;
+  // Visible at last, together with the UNIQUE virtual indexes that carry
+  // its UNIQUE constraints across shards (one transaction).
+  std::vector<int32_t> shard_ids;
+  for (const ShardMeta& shard : table.shards) shard_ids.push_back(shard.shard_id);
+  bool enqueued = false;
+  if (auto s = store_->Mutate([&](Database& db) -> absl::Status {
+        auto activate = db.Prepare(
+            "UPDATE tables SET state = ?, updated_at_ms = ? WHERE table_id = ? AND state = ?");
+        if (!activate.ok()) return activate.status();
+        activate->BindText(1, TableStateName(TableState::kActive)).IgnoreError();
+        activate->BindInt64(2, TopologyStore::NowMs()).IgnoreError();
+        activate->BindInt64(3, *table_id).IgnoreError();
+        activate->BindText(4, TableStateName(TableState::kCreating)).IgnoreError();
+        if (auto r = activate->Run(); !r.ok()) return r;
+        if (db.Changes() != 1) return absl::AbortedError("the table being created went away");
+        if (indexes_ == nullptr || jobs_ == nullptr) return absl::OkStatus();
+        for (const auto& columns : table.unique_constraints) {
+          // Rows with one shard-key value share a shard, where the table's
+          // own constraint already holds: no index needed.
+          if (std::any_of(columns.begin(), columns.end(), [&](const std::string& c) {
+                return sql::SameName(c, table.shard_key);
+              })) {
+            continue;
+          }
+          IndexMeta index;
+          index.table_id = *table_id;
+          index.columns = columns;
+          index.unique = true;
+          index.constraint_backed = true;
+          index.status = index_status::kBuilding;
+          absl::StatusOr<int64_t> index_id = absl::UnknownError("unset");
+          // <table>_<columns>_key, as PostgreSQL names them; a suffix on a clash.
+          const std::string base =
+              absl::StrCat(table.name, "_", absl::StrJoin(columns, "_"), "_key");
+          for (int n = 1; n < 100; ++n) {
+            index.name = n == 1 ? base : absl::StrCat(base, "_", n);
+            index_id = TopologyStore::InsertIndexIn(db, index);
+            if (index_id.ok() || index_id.status().code() != absl::StatusCode::kAlreadyExists) {
+              break;
+            }
+          }
+          if (!index_id.ok()) return index_id.status();
+          indexes_->MarkDirty(*index_id, shard_ids);
+          auto job = JobQueue::EnqueueIn(
+              db, IndexManager::kBuildJobKind, IndexManager::JobPayload(*index_id, shard_ids),
+              IndexManager::Operation(*index_id), jobs_->options().max_attempts, jobs_->NowMs());
+          if (!job.ok()) return job.status();
+          enqueued = true;
+        }
+        return absl::OkStatus();
+      });
+      !s.ok()) {
+    return s;
+  }
+  if (enqueued) jobs_->NotifyEnqueued();
   auto created_snapshot = store_->snapshot();
   const TableMeta* now_active = created_snapshot->FindActive(table.name);
   if (now_active == nullptr) return absl::InternalError("created table vanished");

@@ -82,6 +82,8 @@ class TableOperations {
                                                   absl::Time deadline);
   absl::StatusOr<v1::ListIndexesResponse> ListIndexes(const v1::ListIndexesRequest& request) const;
   v1::IndexInfo ToIndexInfo(const TableMeta& table, const IndexMeta& index) const;
+  // CREATE [UNIQUE] INDEX IF NOT EXISTS on (_virtualShard, columns…) for the nodes.
+  static std::string PhysicalIndexSql(const TableMeta& table, const IndexMeta& index);
 
   // Creates every active table on `node` (idempotent), for a node that joins
   // after the tables were created.

@@ -62,6 +62,9 @@ struct IndexMeta {
   std::string name;
   std::vector<std::string> columns;  // as declared in the table
   bool unique = false;
+  // Enforces a UNIQUE constraint of the table's CREATE TABLE: the table's own
+  // SQLite index backs it on the nodes, and it lives and dies with the table.
+  bool constraint_backed = false;
   std::string status = index_status::kCreating;
   std::string error;
   int64_t created_at_ms = 0;

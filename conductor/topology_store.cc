@@ -99,6 +99,9 @@ CREATE TABLE IF NOT EXISTS virtual_indexes (
   status TEXT NOT NULL
     CHECK (status IN ('creating', 'building', 'ready', 'failed', 'dropping')),
   error TEXT NOT NULL DEFAULT '',
+  -- 1: the index enforces a UNIQUE constraint of the table's CREATE TABLE,
+  -- whose own SQLite index on the nodes backs it (none is created or dropped).
+  constraint_backed INTEGER NOT NULL DEFAULT 0,
   created_at_ms INTEGER NOT NULL,
   updated_at_ms INTEGER NOT NULL
 );
@@ -273,8 +276,8 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> TopologyStore::Load() {
   std::map<int64_t, IndexMeta*> index_by_id;
   if (s.ok()) {
     s = children(
-        "SELECT table_id, index_id, name, is_unique, status, error, created_at_ms, updated_at_ms "
-        "FROM virtual_indexes ORDER BY table_id, index_id",
+        "SELECT table_id, index_id, name, is_unique, status, error, created_at_ms, updated_at_ms, "
+        "constraint_backed FROM virtual_indexes ORDER BY table_id, index_id",
         [&](TableMeta& table, const Statement& row) {
           IndexMeta index;
           index.table_id = table.table_id;
@@ -285,6 +288,7 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> TopologyStore::Load() {
           index.error = row.ColumnText(5);
           index.created_at_ms = row.ColumnInt64(6);
           index.updated_at_ms = row.ColumnInt64(7);
+          index.constraint_backed = row.ColumnInt64(8) != 0;
           table.indexes.push_back(std::move(index));
         });
   }
@@ -541,7 +545,7 @@ absl::StatusOr<int64_t> TopologyStore::InsertIndexIn(Database& db, const IndexMe
   }
   auto insert = db.Prepare(
       "INSERT INTO virtual_indexes (table_id, name, is_unique, status, error, created_at_ms, "
-      "updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+      "updated_at_ms, constraint_backed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   if (!insert.ok()) return insert.status();
   const int64_t now = NowMs();
   insert->BindInt64(1, index.table_id).IgnoreError();
@@ -551,6 +555,7 @@ absl::StatusOr<int64_t> TopologyStore::InsertIndexIn(Database& db, const IndexMe
   insert->BindText(5, index.error).IgnoreError();
   insert->BindInt64(6, now).IgnoreError();
   insert->BindInt64(7, now).IgnoreError();
+  insert->BindInt64(8, index.constraint_backed ? 1 : 0).IgnoreError();
   if (auto r = insert->Run(); !r.ok()) return r;
   const int64_t index_id = sqlite3_last_insert_rowid(db.handle());
   auto column = db.Prepare(

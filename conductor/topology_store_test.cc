@@ -161,5 +161,67 @@ TEST(TopologyStoreTest, NodeAddressCanMove) {
   EXPECT_EQ(snapshot->nodes[0].address, "b:1");
 }
 
+TEST(TopologyStoreTest, IndexRecordsRoundTripAndGoWithTheirTable) {
+  const std::string path = TempPath("indexes.db");
+  int64_t table_id = 0, index_id = 0;
+  {
+    auto store = TopologyStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->UpsertNode({"n1", "127.0.0.1:1"}).ok());
+    ASSERT_TRUE((*store)->UpsertNode({"n2", "127.0.0.1:2"}).ok());
+    auto id = (*store)->InsertTable(UsersTable());
+    ASSERT_TRUE(id.ok());
+    table_id = *id;
+    ASSERT_TRUE((*store)
+                    ->Mutate([&](Database& db) -> absl::Status {
+                      IndexMeta index;
+                      index.table_id = table_id;
+                      index.name = "By_Name";
+                      index.columns = {"name", "id"};
+                      index.unique = true;
+                      index.constraint_backed = true;
+                      index.status = index_status::kBuilding;
+                      auto inserted = TopologyStore::InsertIndexIn(db, index);
+                      if (!inserted.ok()) return inserted.status();
+                      index_id = *inserted;
+                      // The name is taken by an index, and a table's name too.
+                      index.name = "by_name";
+                      EXPECT_EQ(ErrorReason(TopologyStore::InsertIndexIn(db, index).status()),
+                                "INDEX_ALREADY_EXISTS");
+                      index.name = "USERS";
+                      EXPECT_EQ(ErrorReason(TopologyStore::InsertIndexIn(db, index).status()),
+                                "INDEX_ALREADY_EXISTS");
+                      return TopologyStore::SetIndexStatusIn(db, index_id, index_status::kFailed,
+                                                             "why");
+                    })
+                    .ok());
+  }
+  auto store = TopologyStore::Open(path);  // reloaded from the file
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto [table, index] = (*store)->snapshot()->FindIndex("BY_NAME");
+  ASSERT_NE(index, nullptr);
+  EXPECT_EQ(table->table_id, table_id);
+  EXPECT_EQ(index->index_id, index_id);
+  EXPECT_EQ(index->name, "By_Name");
+  EXPECT_EQ(index->columns, (std::vector<std::string>{"name", "id"}));
+  EXPECT_TRUE(index->unique);
+  EXPECT_TRUE(index->constraint_backed);
+  EXPECT_EQ(index->status, "failed");
+  EXPECT_EQ(index->error, "why");
+  EXPECT_TRUE(index->Visible());
+  EXPECT_FALSE(index->Maintained());
+  ASSERT_TRUE((*store)->DeleteTable(table_id).ok());
+  EXPECT_EQ((*store)->snapshot()->FindIndex("by_name").second, nullptr);
+  ASSERT_TRUE((*store)
+                  ->Transact([](Database& db) {
+                    return db.ForEachRow("SELECT * FROM virtual_index_columns",
+                                         [](const Statement&) {
+                                           ADD_FAILURE() << "index columns left behind";
+                                           return absl::OkStatus();
+                                         });
+                  })
+                  .ok());
+}
+
 }  // namespace
 }  // namespace conductor
