@@ -50,6 +50,37 @@ std::vector<Value> Pick(const std::vector<Value>& row, const std::vector<int>& p
   return out;
 }
 
+// Whether a DEFAULT is a constant (a literal, possibly signed or in
+// parentheses): the value the conductor computes for a row is then the one
+// the node stores. CURRENT_TIMESTAMP, random() and other expressions are not.
+bool ConstantDefault(const std::string& text) {
+  auto tokens = sql::Tokenize(text);
+  if (!tokens.ok()) return false;
+  for (const auto& token : *tokens) {
+    switch (token.kind) {
+      case sql::TokenKind::kWhitespace:
+      case sql::TokenKind::kComment:
+      case sql::TokenKind::kEnd:
+      case sql::TokenKind::kNumber:
+      case sql::TokenKind::kString:
+      case sql::TokenKind::kBlob:
+        continue;
+      case sql::TokenKind::kOperator:
+        if (token.text == "(" || token.text == ")" || token.text == "-" || token.text == "+") {
+          continue;
+        }
+        return false;
+      default:
+        if (sql::IsKeyword(token, "NULL") || sql::IsKeyword(token, "TRUE") ||
+            sql::IsKeyword(token, "FALSE")) {
+          continue;
+        }
+        return false;
+    }
+  }
+  return true;
+}
+
 bool Intersects(const std::vector<std::string>& a, const std::vector<std::string>& b) {
   for (const auto& x : a) {
     for (const auto& y : b) {
@@ -282,6 +313,19 @@ absl::Status IndexManager::PrepareWrite(Write& write, const TableMeta& table, co
                                 ", is not supported yet; use INSERT and handle "
                                 "UNIQUE_VIOLATION"));
     }
+    for (const auto& name : index->columns) {
+      bool given = false;
+      for (const auto& column : plan.insert_columns) given |= sql::SameName(column, name);
+      const sql::ColumnSchema* column = FindColumn(table, name);
+      if (!given && column != nullptr && !column->generated && !column->default_value.empty() &&
+          !ConstantDefault(column->default_value)) {
+        return Error(absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,
+                     absl::StrCat("INSERT into ", table.name, " must give ", column->name,
+                                  " a value: its DEFAULT (", column->default_value,
+                                  ") is computed on the storage node, so UNIQUE index ",
+                                  index->name, " could not be checked"));
+      }
+    }
     if (plan.upsert && Intersects(plan.upsert_assigned, index->columns)) {
       return Error(
           absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,
@@ -330,6 +374,23 @@ absl::Status IndexManager::PrepareWrite(Write& write, const TableMeta& table, co
   }
   const bool may_remove = plan.insert_conflict == "REPLACE" || plan.upsert;
   for (const IndexMeta* index : maintained) {
+    // A column the INSERT leaves to a DEFAULT that is not a constant
+    // (CURRENT_TIMESTAMP, random()) gets its value on the node, which the
+    // entries cannot know: the shards are dirty until recounted.
+    bool unknowable = false;
+    for (const auto& name : index->columns) {
+      bool given = false;
+      for (const auto& column : plan.insert_columns) given |= sql::SameName(column, name);
+      const sql::ColumnSchema* column = FindColumn(table, name);
+      if (!given && column != nullptr && !column->generated && !column->default_value.empty() &&
+          !ConstantDefault(column->default_value)) {
+        unknowable = true;
+      }
+    }
+    if (unknowable) {
+      std::lock_guard<std::mutex> lock(marks_mu_);
+      for (int32_t shard : targets) MarkLocked(index->index_id, shard, write.seq(), true);
+    }
     const auto columns = IndexColumns(table, *index);
     const std::vector<int> positions = Positions(table, index->columns);
     std::vector<IndexEntry> added;
@@ -502,9 +563,23 @@ absl::StatusOr<int64_t> IndexManager::BeginScan(int64_t index_id, int32_t shard_
   return seq;
 }
 
+absl::Status IndexManager::CheckScanSeq(int64_t seq) {
+  std::lock_guard<std::mutex> lock(flight_mu_);
+  if (seq >= next_seq_) {
+    // Handed out by a conductor whose entry file this one does not have
+    // (deleted or restored from an older copy): the scan must start again.
+    return Error(absl::StatusCode::kFailedPrecondition, kScanRestartReason,
+                 absl::StrCat("shard scan ", seq,
+                              " is unknown to this conductor; begin the "
+                              "shard's scan again"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status IndexManager::AddScanned(int64_t index_id, int32_t shard_id, int64_t seq,
                                       const std::vector<std::vector<Value>>& tuples,
                                       absl::Time deadline) {
+  if (auto s = CheckScanSeq(seq); !s.ok()) return s;
   auto snapshot = store_->snapshot();
   auto [table, index] = FindIndexById(*snapshot, index_id);
   if (index == nullptr || !index->Maintained()) return IndexNotFound(index_id);
@@ -547,6 +622,7 @@ absl::Status IndexManager::AddScanned(int64_t index_id, int32_t shard_id, int64_
 }
 
 absl::Status IndexManager::FinishScan(int64_t index_id, int32_t shard_id, int64_t seq) {
+  if (auto s = CheckScanSeq(seq); !s.ok()) return s;
   auto removed = entries_->DeleteOlderThan(index_id, shard_id, seq);
   if (!removed.ok()) return removed.status();
   std::lock_guard<std::mutex> lock(marks_mu_);

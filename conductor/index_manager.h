@@ -72,6 +72,10 @@ class IndexManager : public IndexResolver {
  public:
   static constexpr char kBuildJobKind[] = "IndexBuildJob";
   static constexpr char kRecountJobKind[] = "IndexRecountJob";
+  // ErrorInfo reason of the FAILED_PRECONDITION for a scan sequence number
+  // this conductor never handed out (its entry file was replaced): the
+  // worker begins that shard's scan again.
+  static constexpr char kScanRestartReason[] = "SCAN_RESTART";
   // The job-queue operation of an index's jobs ("index:<id>").
   static std::string Operation(int64_t index_id);
   // The payload of a build or recount job (IndexJobPayload).
@@ -159,6 +163,7 @@ class IndexManager : public IndexResolver {
   using ShardKey = std::pair<int64_t, int32_t>;  // (index_id, shard_id)
 
   void EndWrite(Write* write);
+  absl::Status CheckScanSeq(int64_t seq);
   void MarkLocked(int64_t index_id, int32_t shard_id, int64_t seq, bool dirty);
   // Takes the keys' locks (sorted) into `write`, waiting until `deadline`.
   absl::Status LockKeys(Write& write, std::vector<std::string> keys, absl::Time deadline);

@@ -365,5 +365,18 @@ TEST_F(IndexManagerTest, UnknownIndexOrShardIsNotFound) {
             "INDEX_NOT_FOUND");
 }
 
+TEST_F(IndexManagerTest, ScanNumbersThisConductorNeverGaveAreRefused) {
+  // E.g. saved in a job's progress before the entry file was replaced.
+  auto next = manager_->BeginWrite()->seq();
+  absl::Status add = manager_->AddScanned(index_id_, 0, next + 1000, {{TextValue("a@x")}},
+                                          absl::Now() + absl::Seconds(5));
+  EXPECT_EQ(add.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ErrorReason(add), IndexManager::kScanRestartReason);
+  EXPECT_EQ(ErrorReason(manager_->FinishScan(index_id_, 0, next + 1000)),
+            IndexManager::kScanRestartReason);
+  EXPECT_EQ(manager_->Counts(index_id_).entry_count, 0);
+  EXPECT_EQ(manager_->Counts(index_id_).stale_shards, 2) << "no mark was cleared";
+}
+
 }  // namespace
 }  // namespace conductor

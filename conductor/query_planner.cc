@@ -1056,6 +1056,7 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
   plan.read_only = false;
   plan.route = shard_by_id.size() == 1 ? "shard_key" : "scatter";
   plan.insert_conflict = InsertConflict(s.Text(s.insert_head));
+  plan.insert_columns = columns;
   plan.upsert = !s.insert_tail.empty();
   plan.upsert_assigned = std::move(*assigned);
   for (size_t r = 0; r < stored.size(); ++r) {

@@ -90,6 +90,8 @@ struct QueryPlan {
   // INSERT: the conflict resolution ("ABORT" for plain INSERT, "REPLACE",
   // "IGNORE", …) and, for an upsert, the columns its DO UPDATE SET assigns.
   std::string insert_conflict;
+  // INSERT: the columns the statement gives values to.
+  std::vector<std::string> insert_columns;
   bool upsert = false;
   std::vector<std::string> upsert_assigned;
   // UPDATE: the columns its SET assigns, as written.

@@ -290,6 +290,11 @@ absl::StatusOr<v1::CreateTableResponse> TableOperations::CreateTable(
     }
     snapshot = store_->snapshot();
   }
+  if (auto [owner, index] = snapshot->FindIndex(schema->name); index != nullptr) {
+    return Error(absl::StatusCode::kAlreadyExists, reason::kTableAlreadyExists,
+                 absl::StrCat("an index is named ", index->name, " (on table ", owner->name,
+                              "); tables and indexes share one namespace"));
+  }
   if (snapshot->nodes.empty()) {
     return absl::FailedPreconditionError(
         "no storage nodes are registered; start the conductor with --storage_nodes");
@@ -447,6 +452,11 @@ absl::StatusOr<v1::RenameTableResponse> TableOperations::RenameTable(
     v1::RenameTableResponse response;
     *response.mutable_table() = ToTableInfo(*now);
     return response;
+  }
+  if (auto [owner, index] = snapshot->FindIndex(request.new_name()); index != nullptr) {
+    return Error(absl::StatusCode::kAlreadyExists, reason::kTableAlreadyExists,
+                 absl::StrCat("cannot rename ", table->name, " to ", request.new_name(),
+                              ": an index has that name; tables and indexes share one namespace"));
   }
   const TableMeta* taken = snapshot->FindAny(request.new_name());
   if (taken != nullptr && taken->table_id != table->table_id) {

@@ -28,6 +28,9 @@ absl::Status StorageCallError(const std::string& node_id, const grpc::Status& st
   return Annotate(FromGrpcStatus(status), absl::StrCat("scanning on storage node ", node_id));
 }
 
+// IndexManager::kScanRestartReason on the conductor.
+constexpr char kScanRestartReason[] = "SCAN_RESTART";
+
 void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
   context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
@@ -96,80 +99,94 @@ absl::Status IndexJobs::Run(const internal::v1::Job& job, JobContext& context) {
       return absl::UnavailableError(
           absl::StrCat("storage node ", shard->node_id(), " has no known address"));
     }
-    if (progress.shard_id() != shard_id || progress.scan_seq() < 1) {
-      internal::v1::BeginShardScanRequest begin;
-      begin.set_index_id(payload.index_id());
-      begin.set_shard_id(shard_id);
-      internal::v1::BeginShardScanResponse begun;
-      grpc::ClientContext call;
-      SetDeadline(&call, options_.rpc_timeout);
-      if (auto s = FromGrpcStatus(conductor_->BeginShardScan(&call, begin, &begun)); !s.ok()) {
-        return s;
-      }
-      progress.set_shard_id(shard_id);
-      progress.set_scan_seq(begun.scan_seq());
-      progress.clear_after_key();
-      if (!context.Heartbeat(progress.SerializeAsString())) return absl::CancelledError();
-    }
-    // Stream the shard's distinct tuples, one block per message.
-    storage::v1::ScanShardRequest scan;
-    scan.set_table(plan.table());
-    scan.set_shard_id(shard_id);
-    for (const auto& column : plan.columns()) scan.add_key_columns(column);
-    *scan.mutable_after_key() = progress.after_key();
-    scan.set_block_size(std::max(1, plan.block_size()));
-    scan.set_distinct(true);
-    grpc::ClientContext scan_call;
-    auto reader = StorageStub(shard->address())->ScanShard(&scan_call, scan);
-    storage::v1::ScanShardResponse block;
-    absl::Status failed;
-    while (reader->Read(&block)) {
-      if (block.rows_size() > 0) {
-        internal::v1::AddScannedKeysRequest add;
-        add.set_index_id(payload.index_id());
-        add.set_shard_id(shard_id);
-        add.set_scan_seq(progress.scan_seq());
-        *add.mutable_keys() = block.rows();
-        internal::v1::AddScannedKeysResponse added;
+    // Scans the shard from the saved point; FinishShardScan included.
+    auto scan_shard = [&]() -> absl::Status {
+      if (progress.shard_id() != shard_id || progress.scan_seq() < 1) {
+        internal::v1::BeginShardScanRequest begin;
+        begin.set_index_id(payload.index_id());
+        begin.set_shard_id(shard_id);
+        internal::v1::BeginShardScanResponse begun;
         grpc::ClientContext call;
         SetDeadline(&call, options_.rpc_timeout);
-        failed = FromGrpcStatus(conductor_->AddScannedKeys(&call, add, &added));
-        if (!failed.ok()) break;
-        *progress.mutable_after_key() = block.last_key();
-        progress.set_keys_scanned(progress.keys_scanned() + block.rows_size());
-        scanned_this_attempt += block.rows_size();
-      }
-      if (!context.Heartbeat(progress.SerializeAsString())) {
-        failed = absl::CancelledError("the job was cancelled or its lease lost");
-        break;
-      }
-      if (options_.scan_rows_per_s > 0) {
-        // Sleep until the attempt's average rate is back under the limit.
-        auto due = started + std::chrono::microseconds(scanned_this_attempt * 1000000 /
-                                                       options_.scan_rows_per_s);
-        while (std::chrono::steady_clock::now() < due && !context.cancelled()) {
-          std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-              due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+        if (auto s = FromGrpcStatus(conductor_->BeginShardScan(&call, begin, &begun)); !s.ok()) {
+          return s;
         }
+        progress.set_shard_id(shard_id);
+        progress.set_scan_seq(begun.scan_seq());
+        progress.clear_after_key();
+        if (!context.Heartbeat(progress.SerializeAsString())) return absl::CancelledError();
       }
-      if (block.done()) break;
+      // Stream the shard's distinct tuples, one block per message.
+      storage::v1::ScanShardRequest scan;
+      scan.set_table(plan.table());
+      scan.set_shard_id(shard_id);
+      for (const auto& column : plan.columns()) scan.add_key_columns(column);
+      *scan.mutable_after_key() = progress.after_key();
+      scan.set_block_size(std::max(1, plan.block_size()));
+      scan.set_distinct(true);
+      grpc::ClientContext scan_call;
+      auto reader = StorageStub(shard->address())->ScanShard(&scan_call, scan);
+      storage::v1::ScanShardResponse block;
+      absl::Status failed;
+      while (reader->Read(&block)) {
+        if (block.rows_size() > 0) {
+          internal::v1::AddScannedKeysRequest add;
+          add.set_index_id(payload.index_id());
+          add.set_shard_id(shard_id);
+          add.set_scan_seq(progress.scan_seq());
+          *add.mutable_keys() = block.rows();
+          internal::v1::AddScannedKeysResponse added;
+          grpc::ClientContext call;
+          SetDeadline(&call, options_.rpc_timeout);
+          failed = FromGrpcStatus(conductor_->AddScannedKeys(&call, add, &added));
+          if (!failed.ok()) break;
+          *progress.mutable_after_key() = block.last_key();
+          progress.set_keys_scanned(progress.keys_scanned() + block.rows_size());
+          scanned_this_attempt += block.rows_size();
+        }
+        if (!context.Heartbeat(progress.SerializeAsString())) {
+          failed = absl::CancelledError("the job was cancelled or its lease lost");
+          break;
+        }
+        if (options_.scan_rows_per_s > 0) {
+          // Sleep until the attempt's average rate is back under the limit.
+          auto due = started + std::chrono::microseconds(scanned_this_attempt * 1000000 /
+                                                         options_.scan_rows_per_s);
+          while (std::chrono::steady_clock::now() < due && !context.cancelled()) {
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+          }
+        }
+        if (block.done()) break;
+      }
+      if (!failed.ok()) {
+        scan_call.TryCancel();
+        reader->Finish().ok();
+        return failed;
+      }
+      if (auto s = StorageCallError(shard->node_id(), reader->Finish()); !s.ok()) return s;
+      internal::v1::FinishShardScanRequest finish;
+      finish.set_index_id(payload.index_id());
+      finish.set_shard_id(shard_id);
+      finish.set_scan_seq(progress.scan_seq());
+      internal::v1::FinishShardScanResponse finished;
+      grpc::ClientContext call;
+      SetDeadline(&call, options_.rpc_timeout);
+      if (auto s = FromGrpcStatus(conductor_->FinishShardScan(&call, finish, &finished)); !s.ok()) {
+        return s;
+      }
+      return absl::OkStatus();
+    };
+    absl::Status scanned = scan_shard();
+    if (!scanned.ok() && ErrorReason(scanned) == kScanRestartReason) {
+      // The conductor does not know the saved scan (its entry file was
+      // replaced): scan the shard again from its start.
+      LogWarning("index %d shard %d: %s", payload.index_id(), shard_id, scanned.message());
+      progress.set_scan_seq(0);
+      progress.clear_after_key();
+      scanned = scan_shard();
     }
-    if (!failed.ok()) {
-      scan_call.TryCancel();
-      reader->Finish().ok();
-      return failed;
-    }
-    if (auto s = StorageCallError(shard->node_id(), reader->Finish()); !s.ok()) return s;
-    internal::v1::FinishShardScanRequest finish;
-    finish.set_index_id(payload.index_id());
-    finish.set_shard_id(shard_id);
-    finish.set_scan_seq(progress.scan_seq());
-    internal::v1::FinishShardScanResponse finished;
-    grpc::ClientContext call;
-    SetDeadline(&call, options_.rpc_timeout);
-    if (auto s = FromGrpcStatus(conductor_->FinishShardScan(&call, finish, &finished)); !s.ok()) {
-      return s;
-    }
+    if (!scanned.ok()) return scanned;
     progress.add_done_shard_ids(shard_id);
     done.insert(shard_id);
     progress.set_shard_id(-1);
