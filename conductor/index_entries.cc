@@ -41,8 +41,10 @@ absl::StatusOr<std::unique_ptr<IndexEntryStore>> IndexEntryStore::Open(const std
   }
   auto reader = Database::Open(path, options);
   if (!reader.ok()) return Annotate(reader.status(), absl::StrCat("index entry store ", path));
+  auto counter = Database::Open(path, options);
+  if (!counter.ok()) return Annotate(counter.status(), absl::StrCat("index entry store ", path));
   return std::unique_ptr<IndexEntryStore>(
-      new IndexEntryStore(std::move(*writer), std::move(*reader)));
+      new IndexEntryStore(std::move(*writer), std::move(*reader), std::move(*counter)));
 }
 
 absl::Status IndexEntryStore::InTransaction(const std::function<absl::Status()>& body) {
@@ -135,8 +137,10 @@ absl::Status IndexEntryStore::DropIndex(int64_t index_id) {
 }
 
 absl::StatusOr<int64_t> IndexEntryStore::Count(int64_t index_id) {
-  std::lock_guard<std::mutex> lock(read_mu_);
-  auto stmt = reader_->Prepare("SELECT count(*) FROM entries WHERE index_id = ?");
+  // A connection of its own: counting a large index must not hold up the
+  // lookups that routing does.
+  std::lock_guard<std::mutex> lock(count_mu_);
+  auto stmt = counter_->Prepare("SELECT count(*) FROM entries WHERE index_id = ?");
   if (!stmt.ok()) return Check(stmt.status(), "count");
   stmt->BindInt64(1, index_id).IgnoreError();
   auto row = stmt->Step();
@@ -161,7 +165,13 @@ absl::Status IndexEntryStore::RaiseHighWater(int64_t seq) {
       writer_->Prepare("UPDATE meta SET value = max(value, ?) WHERE key = 'high_water_seq'");
   if (!stmt.ok()) return Check(stmt.status(), "high water");
   stmt->BindInt64(1, seq).IgnoreError();
-  return Check(stmt->Run(), "high water");
+  // This one commit is synced (with every commit before it): scan numbers
+  // saved in jobs' progress must stay below the numbers handed out after
+  // any crash, power loss included.
+  if (auto s = writer_->Exec("PRAGMA synchronous = FULL"); !s.ok()) return Check(s, "high water");
+  absl::Status s = stmt->Run();
+  writer_->Exec("PRAGMA synchronous = NORMAL").IgnoreError();
+  return Check(s, "high water");
 }
 
 }  // namespace conductor

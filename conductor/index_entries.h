@@ -14,7 +14,8 @@
 // anyway, so losing the last commits to a power failure costs a recount,
 // never a wrong answer.
 //
-// Thread-safe: writes are serialised on one connection, lookups use another.
+// Thread-safe: writes are serialised on one connection, lookups use another,
+// counts a third.
 #ifndef CONDUCTOR_CONDUCTOR_INDEX_ENTRIES_H_
 #define CONDUCTOR_CONDUCTOR_INDEX_ENTRIES_H_
 
@@ -70,14 +71,17 @@ class IndexEntryStore {
   absl::Status RaiseHighWater(int64_t seq);
 
  private:
-  IndexEntryStore(std::unique_ptr<Database> writer, std::unique_ptr<Database> reader)
-      : writer_(std::move(writer)), reader_(std::move(reader)) {}
+  IndexEntryStore(std::unique_ptr<Database> writer, std::unique_ptr<Database> reader,
+                  std::unique_ptr<Database> counter)
+      : writer_(std::move(writer)), reader_(std::move(reader)), counter_(std::move(counter)) {}
   absl::Status InTransaction(const std::function<absl::Status()>& body);
 
   std::mutex write_mu_;
   std::unique_ptr<Database> writer_;  // GUARDED_BY(write_mu_)
   std::mutex read_mu_;
   std::unique_ptr<Database> reader_;  // GUARDED_BY(read_mu_)
+  std::mutex count_mu_;
+  std::unique_ptr<Database> counter_;  // GUARDED_BY(count_mu_)
 };
 
 }  // namespace conductor

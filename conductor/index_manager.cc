@@ -170,6 +170,7 @@ absl::Status IndexManager::Init() {
       for (const IndexMeta& index : table.indexes) {
         if (!index.Maintained()) continue;
         for (const ShardMeta& shard : table.shards) {
+          if (shard.status != shard_status::kActive) continue;
           MarkLocked(index.index_id, shard.shard_id, start_seq, /*dirty=*/true);
         }
       }
@@ -210,6 +211,16 @@ std::unique_ptr<IndexManager::Write> IndexManager::BeginWrite() {
 }
 
 void IndexManager::EndWrite(Write* write) {
+  if (write->outcome_unknown_) {
+    // The nodes may still commit it (a statement that began before the
+    // deadline ends with a COMMIT): until they cannot, its ticket stays in
+    // flight, so no shard scan starts before the row could land, and its
+    // unique values stay locked.
+    std::lock_guard<std::mutex> lock(flight_mu_);
+    zombies_.push_back({write->seq_, std::move(write->locks_),
+                        absl::Now() + options_.storage_timeout + options_.unknown_outcome_grace});
+    write->locks_.clear();
+  }
   if (!write->succeeded_ && !write->entries_on.empty()) {
     // Entries were added for rows that may not exist: recount those shards.
     std::lock_guard<std::mutex> lock(marks_mu_);
@@ -224,11 +235,38 @@ void IndexManager::EndWrite(Write* write) {
     }
     locks_cv_.notify_all();
   }
+  if (write->outcome_unknown_) return;
   {
     std::lock_guard<std::mutex> lock(flight_mu_);
     in_flight_.erase(write->seq_);
   }
   drain_cv_.notify_all();
+}
+
+int IndexManager::ReleaseSettledWrites(absl::Time now) {
+  std::vector<Zombie> settled;
+  {
+    std::lock_guard<std::mutex> lock(flight_mu_);
+    for (auto it = zombies_.begin(); it != zombies_.end();) {
+      if (it->release_at > now) {
+        ++it;
+        continue;
+      }
+      in_flight_.erase(it->seq);
+      settled.push_back(std::move(*it));
+      it = zombies_.erase(it);
+    }
+  }
+  if (settled.empty()) return 0;
+  {
+    std::lock_guard<std::mutex> lock(locks_mu_);
+    for (const Zombie& zombie : settled) {
+      for (const auto& key : zombie.locks) locked_.erase(key);
+    }
+  }
+  locks_cv_.notify_all();
+  drain_cv_.notify_all();
+  return static_cast<int>(settled.size());
 }
 
 void IndexManager::MarkLocked(int64_t index_id, int32_t shard_id, int64_t seq, bool dirty) {
@@ -287,7 +325,13 @@ absl::Status IndexManager::PrepareWrite(Write& write, const TableMeta& table, co
   if (plan.kind == sql::StatementKind::kUpdate) {
     std::lock_guard<std::mutex> lock(marks_mu_);
     for (const IndexMeta* index : maintained) {
-      if (!Intersects(plan.assigned_columns, index->columns)) continue;
+      // A generated column changes with the columns it is computed from.
+      bool generated = false;
+      for (const auto& name : index->columns) {
+        const sql::ColumnSchema* column = FindColumn(table, name);
+        generated |= column != nullptr && column->generated;
+      }
+      if (!generated && !Intersects(plan.assigned_columns, index->columns)) continue;
       if (index->unique) {
         return Error(absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,
                      absl::StrCat("UPDATE of ", absl::StrJoin(index->columns, ", "),
@@ -306,10 +350,10 @@ absl::Status IndexManager::PrepareWrite(Write& write, const TableMeta& table, co
   const std::vector<int> pk_positions = Positions(table, table.primary_key);
   for (const IndexMeta* index : maintained) {
     if (!index->unique) continue;
-    if (plan.insert_conflict == "IGNORE") {
+    if (plan.insert_conflict == "IGNORE" || plan.upsert_does_nothing) {
       return Error(absl::StatusCode::kUnimplemented, reason::kUnsupportedStatement,
-                   absl::StrCat("INSERT OR IGNORE into ", table.name, ", which has UNIQUE index ",
-                                index->name,
+                   absl::StrCat("INSERT OR IGNORE / ON CONFLICT DO NOTHING into ", table.name,
+                                ", which has UNIQUE index ", index->name,
                                 ", is not supported yet; use INSERT and handle "
                                 "UNIQUE_VIOLATION"));
     }
@@ -422,16 +466,9 @@ absl::Status IndexManager::CheckUnique(const TableMeta& table, const IndexMeta& 
   if (rows.empty()) return absl::OkStatus();
   std::vector<std::string> keys;
   for (const auto& [key, row] : rows) keys.push_back(key);
+  const std::set<int32_t> dirty = DirtyShards(index.index_id);  // before the entries (ShardsFor)
   auto found = entries_->LookupEach(index.index_id, keys);
   if (!found.ok()) return found.status();
-  std::set<int32_t> dirty;
-  {
-    std::lock_guard<std::mutex> lock(marks_mu_);
-    for (auto it = marks_.lower_bound({index.index_id, INT32_MIN});
-         it != marks_.end() && it->first.first == index.index_id; ++it) {
-      if (it->second.dirty_seq >= 0) dirty.insert(it->first.second);
-    }
-  }
   // Per shard to read: the keys whose rows may be there.
   std::map<int32_t, std::vector<const std::string*>> by_shard;
   for (const auto& [key, row] : rows) {
@@ -446,16 +483,16 @@ absl::Status IndexManager::CheckUnique(const TableMeta& table, const IndexMeta& 
   std::vector<std::string> select;
   for (const auto& name : index.columns) select.push_back(QuoteIdentifier(name));
   for (const auto& name : table.primary_key) select.push_back(QuoteIdentifier(name));
-  std::vector<std::string> conditions;
-  for (size_t i = 0; i < index.columns.size(); ++i) {
-    conditions.push_back(absl::StrCat(QuoteIdentifier(index.columns[i]), " = ?", i + 2));
-  }
-  const std::string sql = absl::StrCat(
-      "SELECT ", absl::StrJoin(select, ", "), " FROM ", QuoteIdentifier(table.name), " WHERE ",
-      sql::kVirtualShardColumn, " = ?1 AND ", absl::StrJoin(conditions, " AND "), " LIMIT 2");
-  std::map<std::string, NodeBatch> batches;                   // by node
-  std::vector<std::pair<int32_t, const std::string*>> asked;  // statement order, per node
-  std::map<std::string, std::vector<std::pair<int32_t, const std::string*>>> asked_by_node;
+  // One statement per shard (and per chunk of keys): `c IN (…)` for one
+  // column, `(a = ? AND b = ?) OR …` for a tuple. Every row answered is
+  // matched back to the key it holds.
+  const std::string head =
+      absl::StrCat("SELECT ", absl::StrJoin(select, ", "), " FROM ", QuoteIdentifier(table.name),
+                   " WHERE ", sql::kVirtualShardColumn, " = ?1 AND ");
+  const size_t width = index.columns.size();
+  const size_t per_statement = std::max<size_t>(1, 900 / width);
+  std::map<std::string, NodeBatch> batches;                        // by node
+  std::map<std::string, std::vector<int32_t>> shard_by_statement;  // by node, statement order
   for (const auto& [shard_id, shard_keys] : by_shard) {
     const ShardMeta* shard = nullptr;
     for (const ShardMeta& s : table.shards) {
@@ -466,12 +503,26 @@ absl::Status IndexManager::CheckUnique(const TableMeta& table, const IndexMeta& 
     NodeBatch& batch = batches[shard->node_id];
     batch.node = node != nullptr ? *node : NodeMeta{shard->node_id, ""};
     batch.request.set_read_only(true);
-    for (const std::string* key : shard_keys) {
+    for (size_t start = 0; start < shard_keys.size(); start += per_statement) {
+      const size_t end = std::min(shard_keys.size(), start + per_statement);
       auto* statement = batch.request.add_statements();
-      statement->set_sql(sql);
       *statement->add_params() = IntegerValue(shard_id);
-      for (const Value& v : rows.at(*key).tuple) *statement->add_params() = v;
-      asked_by_node[shard->node_id].emplace_back(shard_id, key);
+      std::vector<std::string> terms;
+      for (size_t k = start; k < end; ++k) {
+        std::vector<std::string> equalities;
+        for (size_t c = 0; c < width; ++c) {
+          *statement->add_params() = rows.at(*shard_keys[k]).tuple[c];
+          equalities.push_back(
+              absl::StrCat(QuoteIdentifier(index.columns[c]), " = ?", statement->params_size()));
+        }
+        terms.push_back(width == 1 ? absl::StrCat("?", statement->params_size())
+                                   : absl::StrCat("(", absl::StrJoin(equalities, " AND "), ")"));
+      }
+      statement->set_sql(
+          absl::StrCat(head, width == 1 ? absl::StrCat(QuoteIdentifier(index.columns[0]), " IN (",
+                                                       absl::StrJoin(terms, ", "), ")")
+                                        : absl::StrCat("(", absl::StrJoin(terms, " OR "), ")")));
+      shard_by_statement[shard->node_id].push_back(shard_id);
     }
   }
   std::vector<NodeBatch> list;
@@ -482,16 +533,20 @@ absl::Status IndexManager::CheckUnique(const TableMeta& table, const IndexMeta& 
   }
   auto answers =
       FanOut(*storage_, list, std::min(deadline, absl::Now() + options_.storage_timeout));
-  const size_t width = index.columns.size();
   for (size_t n = 0; n < answers.size(); ++n) {
     if (!answers[n].ok()) return answers[n].status();
-    const auto& questions = asked_by_node[node_order[n]];
-    for (int i = 0; i < answers[n]->results_size() && i < static_cast<int>(questions.size()); ++i) {
-      const auto& [shard_id, key] = questions[i];
-      const NewRow& mine = rows.at(*key);
+    const auto& shards = shard_by_statement[node_order[n]];
+    for (int i = 0; i < answers[n]->results_size() && i < static_cast<int>(shards.size()); ++i) {
+      const int32_t shard_id = shards[i];
       for (const auto& row : answers[n]->results(i).rows()) {
         std::vector<Value> values(row.values().begin(), row.values().end());
+        std::vector<Value> tuple(values.begin(), values.begin() + std::min(width, values.size()));
         std::vector<Value> pk(values.begin() + std::min(width, values.size()), values.end());
+        auto key = EncodeIndexKey(tuple, columns);
+        if (!key.has_value()) continue;
+        auto mine_it = rows.find(*key);
+        if (mine_it == rows.end()) continue;
+        const NewRow& mine = mine_it->second;
         const bool same_shard = shard_id == mine.shard_id;
         if (same_shard && conflict == "REPLACE") continue;  // SQLite replaces it
         if (same_shard && upsert && SameValues(pk, mine.primary_key)) continue;  // the update
@@ -502,7 +557,45 @@ absl::Status IndexManager::CheckUnique(const TableMeta& table, const IndexMeta& 
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> IndexManager::ShardHolds(const TableMeta& table, const IndexMeta& index,
+                                              int32_t shard_id, const std::vector<Value>& tuple,
+                                              absl::Time deadline) {
+  auto snapshot = store_->snapshot();
+  const ShardMeta* shard = nullptr;
+  for (const ShardMeta& s : table.shards) {
+    if (s.shard_id == shard_id) shard = &s;
+  }
+  if (shard == nullptr) return false;
+  const NodeMeta* node = snapshot->FindNode(shard->node_id);
+  std::vector<std::string> conditions;
+  for (size_t i = 0; i < index.columns.size(); ++i) {
+    conditions.push_back(absl::StrCat(QuoteIdentifier(index.columns[i]), " = ?", i + 2));
+  }
+  NodeBatch batch{node != nullptr ? *node : NodeMeta{shard->node_id, ""}, {}};
+  batch.request.set_read_only(true);
+  auto* statement = batch.request.add_statements();
+  statement->set_sql(absl::StrCat("SELECT 1 FROM ", QuoteIdentifier(table.name), " WHERE ",
+                                  sql::kVirtualShardColumn, " = ?1 AND ",
+                                  absl::StrJoin(conditions, " AND "), " LIMIT 1"));
+  *statement->add_params() = IntegerValue(shard_id);
+  for (const Value& v : tuple) *statement->add_params() = v;
+  auto answers =
+      FanOut(*storage_, {batch}, std::min(deadline, absl::Now() + options_.storage_timeout));
+  if (!answers[0].ok()) return answers[0].status();
+  return answers[0]->results_size() > 0 && answers[0]->results(0).rows_size() > 0;
+}
+
 // ---- routing ----
+
+std::set<int32_t> IndexManager::DirtyShards(int64_t index_id) const {
+  std::set<int32_t> dirty;
+  std::lock_guard<std::mutex> lock(marks_mu_);
+  for (auto it = marks_.lower_bound({index_id, INT32_MIN});
+       it != marks_.end() && it->first.first == index_id; ++it) {
+    if (it->second.dirty_seq >= 0) dirty.insert(it->first.second);
+  }
+  return dirty;
+}
 
 absl::StatusOr<std::vector<int32_t>> IndexManager::ShardsFor(
     const TableMeta& table, const IndexMeta& index,
@@ -516,18 +609,13 @@ absl::StatusOr<std::vector<int32_t>> IndexManager::ShardsFor(
     auto key = EncodeIndexKey(tuple, columns);
     if (key.has_value()) keys.push_back(std::move(*key));
   }
-  std::set<int32_t> shards;
+  // Marks first, entries second: a scan confirms its entries before it
+  // clears a mark, so one of the two reads sees every shard holding a value.
+  std::set<int32_t> shards = DirtyShards(index.index_id);
   if (!keys.empty()) {
     auto found = entries_->Lookup(index.index_id, keys);
     if (!found.ok()) return found.status();
-    shards = std::move(*found);
-  }
-  {
-    std::lock_guard<std::mutex> lock(marks_mu_);
-    for (auto it = marks_.lower_bound({index.index_id, INT32_MIN});
-         it != marks_.end() && it->first.first == index.index_id; ++it) {
-      if (it->second.dirty_seq >= 0) shards.insert(it->first.second);
-    }
+    shards.insert(found->begin(), found->end());
   }
   return std::vector<int32_t>(shards.begin(), shards.end());
 }
@@ -583,6 +671,12 @@ absl::Status IndexManager::AddScanned(int64_t index_id, int32_t shard_id, int64_
   auto snapshot = store_->snapshot();
   auto [table, index] = FindIndexById(*snapshot, index_id);
   if (index == nullptr || !index->Maintained()) return IndexNotFound(index_id);
+  bool has_shard = false;
+  for (const ShardMeta& shard : table->shards) has_shard |= shard.shard_id == shard_id;
+  if (!has_shard) {
+    return Error(absl::StatusCode::kNotFound, reason::kIndexNotFound,
+                 absl::StrCat("table ", table->name, " has no shard ", shard_id));
+  }
   const auto columns = IndexColumns(*table, *index);
   for (const auto* column : columns) {
     if (column == nullptr) return absl::InternalError("index column missing from its table");
@@ -611,6 +705,16 @@ absl::Status IndexManager::AddScanned(int64_t index_id, int32_t shard_id, int64_
       std::set<int32_t> others = shards;
       others.erase(shard_id);
       if (others.empty()) continue;
+      // Hold the value's lock (writers of it wait), and count it a duplicate
+      // only if the scanned shard still has it: the row may have moved to
+      // the other shard since the scan read it.
+      auto holder = BeginWrite();
+      if (auto s = LockKeys(*holder, {absl::StrCat(index_id, ":", key)}, deadline); !s.ok()) {
+        return s;
+      }
+      auto still = ShardHolds(*table, *index, shard_id, *by_key[key], deadline);
+      if (!still.ok()) return still.status();
+      if (!*still) continue;
       // "REPLACE": a row on the scanned shard itself is not a conflict.
       std::map<std::string, NewRow> one = {{key, NewRow{shard_id, *by_key[key], {}}}};
       if (auto s = CheckUnique(*table, *index, one, "REPLACE", false, deadline); !s.ok()) {
@@ -672,6 +776,13 @@ void IndexManager::SchedulerLoop() {
 }
 
 void IndexManager::ScheduleRecounts() {
+  ReleaseSettledWrites(absl::Now());
+  if (absl::Now() >= next_purge_) {
+    // Recounts are frequent: finished jobs are dropped after an hour.
+    next_purge_ = absl::Now() + absl::Minutes(1);
+    auto purged = jobs_->PurgeFinished(jobs_->NowMs() - 3600 * 1000);
+    if (!purged.ok()) LogWarning("could not purge finished jobs: %s", purged.status().message());
+  }
   auto snapshot = store_->snapshot();
   std::vector<std::pair<ShardKey, int64_t>> running;
   std::vector<ShardKey> wanted;
@@ -680,8 +791,14 @@ void IndexManager::ScheduleRecounts() {
     const absl::Time now = absl::Now();
     for (auto it = marks_.begin(); it != marks_.end();) {
       auto [table, index] = FindIndexById(*snapshot, it->first.first);
-      if (index == nullptr || !index->Maintained()) {
-        it = marks_.erase(it);  // the index is gone or failed
+      bool active = false;
+      if (table != nullptr) {
+        for (const ShardMeta& shard : table->shards) {
+          active |= shard.shard_id == it->first.second && shard.status == shard_status::kActive;
+        }
+      }
+      if (index == nullptr || !index->Maintained() || !active) {
+        it = marks_.erase(it);  // the index is gone or failed, or the shard retired
         continue;
       }
       if (it->second.job_id != 0) {
@@ -702,7 +819,16 @@ void IndexManager::ScheduleRecounts() {
     if (it == marks_.end() || it->second.job_id != job_id) continue;
     it->second.job_id = 0;
     if (!job.ok() || job->state != JobState::kDone) {
-      it->second.retry_after = absl::Now() + options_.recount_retry_delay;
+      // Back off: the delay doubles with each failure in a row, up to a minute.
+      ++it->second.failures;
+      absl::Duration delay = options_.recount_retry_delay;
+      for (int i = 1; i < it->second.failures && delay < absl::Minutes(1); ++i) delay *= 2;
+      it->second.retry_after = absl::Now() + std::min(delay, absl::Minutes(1));
+      LogWarning("recount of index %d shard %d failed (%d in a row): %s", shard_key.first,
+                 shard_key.second, it->second.failures,
+                 job.ok() ? job->error : std::string(job.status().message()));
+    } else {
+      it->second.failures = 0;
     }
     if (!it->second.NeedsScan()) marks_.erase(it);
   }

@@ -60,6 +60,10 @@ struct IndexManagerOptions {
   absl::Duration recount_interval = absl::Milliseconds(200);
   // How long after a failed recount job the shard is tried again.
   absl::Duration recount_retry_delay = absl::Seconds(2);
+  // A write whose outcome is unknown stays in flight (holding its unique
+  // locks) for storage_timeout plus this, after which no node can still
+  // commit it.
+  absl::Duration unknown_outcome_grace = absl::Seconds(5);
 };
 
 // What ListIndexes shows besides the topology record.
@@ -106,6 +110,9 @@ class IndexManager : public IndexResolver {
     Write& operator=(const Write&) = delete;
     int64_t seq() const { return seq_; }
     void set_succeeded() { succeeded_ = true; }
+    // The write failed in a way that leaves its outcome open (deadline,
+    // node unreachable mid-call): a node may still commit it.
+    void set_outcome_unknown() { outcome_unknown_ = true; }
 
    private:
     friend class IndexManager;
@@ -113,9 +120,14 @@ class IndexManager : public IndexResolver {
     IndexManager* const manager_;
     const int64_t seq_;
     bool succeeded_ = false;
+    bool outcome_unknown_ = false;
     std::vector<std::string> locks_;                      // unique keys held
     std::vector<std::pair<int64_t, int32_t>> entries_on;  // (index, shard) given entries
   };
+
+  // Ends the hold of writes with an unknown outcome whose time is up;
+  // returns how many. The scheduler calls it; tests may too.
+  int ReleaseSettledWrites(absl::Time now);
 
   // Takes a ticket. Call before reading the topology snapshot the write is
   // planned with (the ordering BeginScan's drain relies on).
@@ -157,12 +169,15 @@ class IndexManager : public IndexResolver {
     int64_t dirty_seq = -1;  // >= 0: routing must include the shard
     int64_t stale_seq = -1;  // >= 0: extra entries may exist
     int64_t job_id = 0;      // the recount job scheduled, 0 = none
+    int failures = 0;        // recount jobs failed in a row
     absl::Time retry_after = absl::InfinitePast();
     bool NeedsScan() const { return dirty_seq >= 0 || stale_seq >= 0; }
   };
   using ShardKey = std::pair<int64_t, int32_t>;  // (index_id, shard_id)
 
   void EndWrite(Write* write);
+  // The index's shards marked dirty.
+  std::set<int32_t> DirtyShards(int64_t index_id) const;
   absl::Status CheckScanSeq(int64_t seq);
   void MarkLocked(int64_t index_id, int32_t shard_id, int64_t seq, bool dirty);
   // Takes the keys' locks (sorted) into `write`, waiting until `deadline`.
@@ -180,6 +195,9 @@ class IndexManager : public IndexResolver {
   absl::Status CheckUnique(const TableMeta& table, const IndexMeta& index,
                            const std::map<std::string, NewRow>& rows, const std::string& conflict,
                            bool upsert, absl::Time deadline);
+  // Whether a row of `shard_id` holds `tuple` in the index's columns.
+  absl::StatusOr<bool> ShardHolds(const TableMeta& table, const IndexMeta& index, int32_t shard_id,
+                                  const std::vector<Value>& tuple, absl::Time deadline);
   void SchedulerLoop();
   void ScheduleRecounts();
 
@@ -194,6 +212,13 @@ class IndexManager : public IndexResolver {
   std::condition_variable drain_cv_;
   int64_t next_seq_ = 1;         // GUARDED_BY(flight_mu_)
   std::set<int64_t> in_flight_;  // GUARDED_BY(flight_mu_)
+  // Writes with an unknown outcome, held in flight until release_at.
+  struct Zombie {
+    int64_t seq;
+    std::vector<std::string> locks;
+    absl::Time release_at;
+  };
+  std::vector<Zombie> zombies_;  // GUARDED_BY(flight_mu_)
 
   mutable std::mutex marks_mu_;
   std::map<ShardKey, Mark> marks_;  // GUARDED_BY(marks_mu_)
@@ -204,7 +229,8 @@ class IndexManager : public IndexResolver {
 
   std::mutex scheduler_mu_;
   std::condition_variable scheduler_cv_;
-  bool stopping_ = false;  // GUARDED_BY(scheduler_mu_)
+  bool stopping_ = false;                         // GUARDED_BY(scheduler_mu_)
+  absl::Time next_purge_ = absl::InfinitePast();  // scheduler thread only
   std::thread scheduler_;
 };
 

@@ -331,6 +331,7 @@ TEST_F(IndexManagerTest, ScannedDuplicateAcrossShardsFailsTheBuild) {
           ->AddScanned(index_id_, 0, *seq0, {{TextValue("dup@x")}}, absl::Now() + absl::Seconds(5))
           .ok());
   ASSERT_TRUE(manager_->FinishScan(index_id_, 0, *seq0).ok());
+  ASSERT_TRUE(nodes_.node("n2").Exec("INSERT INTO users VALUES (1, 2, 'DUP@x')").ok());
   auto seq1 = manager_->BeginScan(index_id_, 1, absl::Now() + absl::Seconds(5));
   absl::Status s = manager_->AddScanned(index_id_, 1, *seq1, {{TextValue("DUP@x")}},
                                         absl::Now() + absl::Seconds(5));
@@ -376,6 +377,59 @@ TEST_F(IndexManagerTest, ScanNumbersThisConductorNeverGaveAreRefused) {
             IndexManager::kScanRestartReason);
   EXPECT_EQ(manager_->Counts(index_id_).entry_count, 0);
   EXPECT_EQ(manager_->Counts(index_id_).stale_shards, 2) << "no mark was cleared";
+}
+
+TEST_F(IndexManagerTest, AWriteWithAnUnknownOutcomeHoldsScansAndItsValuesUntilSettled) {
+  ScanAllEmpty();
+  {
+    auto write = manager_->BeginWrite();
+    ASSERT_TRUE(manager_
+                    ->PrepareWrite(*write, table(), Insert({{0, {1, "late@x"}}}),
+                                   absl::Now() + absl::Seconds(5))
+                    .ok());
+    write->set_outcome_unknown();  // e.g. DEADLINE_EXCEEDED: the node may still commit
+  }
+  // A scan cannot start: the row could still land after it read the shard.
+  EXPECT_EQ(manager_->BeginScan(index_id_, 0, absl::Now() + absl::Milliseconds(50)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  // Another writer of the value waits.
+  auto other = manager_->BeginWrite();
+  EXPECT_EQ(manager_
+                ->PrepareWrite(*other, table(), Insert({{1, {2, "late@x"}}}),
+                               absl::Now() + absl::Milliseconds(50))
+                .code(),
+            absl::StatusCode::kDeadlineExceeded);
+  other.reset();
+  EXPECT_EQ(manager_->ReleaseSettledWrites(absl::Now()), 0) << "not settled yet";
+  EXPECT_EQ(manager_->ReleaseSettledWrites(absl::Now() + absl::Hours(1)), 1);
+  EXPECT_TRUE(manager_->BeginScan(index_id_, 0, absl::Now() + absl::Seconds(5)).ok());
+}
+
+TEST_F(IndexManagerTest, AUniqueValueThatMovedDuringTheScanIsNoDuplicate) {
+  ScanAllEmpty();
+  // The scan of shard 1 read 'moved@x'; then the row was deleted there and
+  // inserted on shard 0 (with its entry).
+  auto seq = manager_->BeginScan(index_id_, 1, absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(seq.ok());
+  ASSERT_TRUE(nodes_.node("n1").Exec("INSERT INTO users VALUES (0, 1, 'moved@x')").ok());
+  {
+    auto write = manager_->BeginWrite();
+    ASSERT_TRUE(manager_
+                    ->PrepareWrite(*write, table(), Insert({{0, {1, "moved@x"}}}),
+                                   absl::Now() + absl::Seconds(5))
+                    .ok());
+    write->set_succeeded();
+  }
+  EXPECT_TRUE(
+      manager_
+          ->AddScanned(index_id_, 1, *seq, {{TextValue("moved@x")}}, absl::Now() + absl::Seconds(5))
+          .ok())
+      << "shard 1 no longer holds the value";
+  // Had shard 1 still held it, it would have been a duplicate.
+  ASSERT_TRUE(nodes_.node("n2").Exec("INSERT INTO users VALUES (1, 9, 'moved@x')").ok());
+  EXPECT_EQ(ErrorReason(manager_->AddScanned(index_id_, 1, *seq, {{TextValue("moved@x")}},
+                                             absl::Now() + absl::Seconds(5))),
+            "UNIQUE_VIOLATION");
 }
 
 }  // namespace

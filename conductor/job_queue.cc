@@ -495,6 +495,21 @@ absl::StatusOr<int> JobQueue::Cancel(const std::string& operation) {
   return cancelled;
 }
 
+absl::StatusOr<int> JobQueue::PurgeFinished(int64_t older_than_ms) {
+  int purged = 0;
+  absl::Status s = store_->Transact([&](Database& db) -> absl::Status {
+    auto stmt =
+        db.Prepare("DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND updated_at_ms < ?");
+    if (!stmt.ok()) return stmt.status();
+    stmt->BindInt64(1, older_than_ms).IgnoreError();
+    if (auto r = stmt->Run(); !r.ok()) return r;
+    purged = static_cast<int>(db.Changes());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return purged;
+}
+
 absl::Status JobQueue::ExpireOne(int64_t job_id, int attempt, bool* requeued) {
   JobRecord after;
   bool changed = false;

@@ -167,6 +167,10 @@ class JobQueue {
   // get cancel=true. Returns how many jobs were cancelled.
   absl::StatusOr<int> Cancel(const std::string& operation);
 
+  // Deletes the done and cancelled jobs last changed before `older_than_ms`
+  // (queue clock); failed jobs stay for operators to read. Returns how many.
+  absl::StatusOr<int> PurgeFinished(int64_t older_than_ms);
+
   // One job; NOT_FOUND when unknown.
   absl::StatusOr<JobRecord> Get(int64_t job_id);
   // Every job of `operation`, oldest first.

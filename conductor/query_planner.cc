@@ -769,6 +769,25 @@ absl::StatusOr<std::vector<std::string>> UpsertAssignedColumns(absl::string_view
   return names;
 }
 
+// Whether an upsert clause ends in DO NOTHING (some ON CONFLICT … DO NOTHING).
+bool UpsertDoesNothing(absl::string_view tail) {
+  auto tokens = sql::Tokenize(tail);
+  if (!tokens.ok()) return false;
+  const sql::Token* previous = nullptr;
+  for (const auto& token : *tokens) {
+    if (token.kind == sql::TokenKind::kWhitespace || token.kind == sql::TokenKind::kComment ||
+        token.kind == sql::TokenKind::kEnd) {
+      continue;
+    }
+    if (previous != nullptr && sql::IsKeyword(*previous, "DO") &&
+        sql::IsKeyword(token, "NOTHING")) {
+      return true;
+    }
+    previous = &token;
+  }
+  return false;
+}
+
 // "ABORT" for INSERT, "REPLACE" for REPLACE, else the word after INSERT OR.
 std::string InsertConflict(absl::string_view head) {
   auto tokens = sql::Tokenize(head);
@@ -819,6 +838,19 @@ absl::Status ValidateRows(const DmlStatement& s, const TableMeta& table,
   if (auto status = (*db)->Exec(table.user_sql); !status.ok()) return status;
   auto created = sql::ParseStatement(table.user_sql);
   if (!created.ok()) return created.status();
+  // UNIQUE virtual indexes made with CREATE INDEX: rows of one statement
+  // must not repeat their values either, and ON CONFLICT (c) may name them.
+  for (const IndexMeta& index : table.indexes) {
+    if (!index.unique || index.constraint_backed || !index.Maintained()) continue;
+    std::vector<std::string> quoted;
+    for (const auto& column : index.columns) quoted.push_back(QuoteIdentifier(column));
+    if (auto status = (*db)->Exec(absl::StrCat("CREATE UNIQUE INDEX ", QuoteIdentifier(index.name),
+                                               " ON ", QuoteIdentifier(created->table), " (",
+                                               absl::StrJoin(quoted, ", "), ")"));
+        !status.ok()) {
+      return status;
+    }
+  }
   // Only the upsert tail may use the user's parameters; rows are numbered
   // after them when it does, from ?1 otherwise. (Binding every parameter of
   // a 1000-row statement for each row was quadratic.)
@@ -1058,6 +1090,7 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
   plan.insert_conflict = InsertConflict(s.Text(s.insert_head));
   plan.insert_columns = columns;
   plan.upsert = !s.insert_tail.empty();
+  plan.upsert_does_nothing = UpsertDoesNothing(s.Text(s.insert_tail));
   plan.upsert_assigned = std::move(*assigned);
   for (size_t r = 0; r < stored.size(); ++r) {
     if (stored[r].has_value()) {

@@ -93,6 +93,7 @@ struct QueryPlan {
   // INSERT: the columns the statement gives values to.
   std::vector<std::string> insert_columns;
   bool upsert = false;
+  bool upsert_does_nothing = false;  // an ON CONFLICT … DO NOTHING clause
   std::vector<std::string> upsert_assigned;
   // UPDATE: the columns its SET assigns, as written.
   std::vector<std::string> assigned_columns;

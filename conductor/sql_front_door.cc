@@ -96,6 +96,22 @@ void AddStats(const v1::GetTableStatsResponse& s, v1::ExecuteResponse* response)
   }
 }
 
+// A write that failed with one of these may still have been applied by a
+// storage node (it answered too late, or the connection broke mid-call).
+bool MayHaveApplied(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kAborted:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::RunData(absl::string_view sql,
@@ -126,7 +142,13 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::RunData(absl::string_view sql,
     if (auto s = indexes_->PrepareWrite(*write, *table, *plan, deadline); !s.ok()) return s;
   }
   auto result = executor_->Run(*plan, table != nullptr ? table->name : "", deadline);
-  if (write != nullptr && result.ok()) write->set_succeeded();
+  if (write != nullptr) {
+    if (result.ok()) {
+      write->set_succeeded();
+    } else if (MayHaveApplied(result.status().code())) {
+      write->set_outcome_unknown();
+    }
+  }
   return result;
 }
 

@@ -28,6 +28,9 @@ absl::Status StorageCallError(const std::string& node_id, const grpc::Status& st
   return Annotate(FromGrpcStatus(status), absl::StrCat("scanning on storage node ", node_id));
 }
 
+// Blocks read per ScanShard call.
+constexpr int kBlocksPerCall = 16;
+
 // IndexManager::kScanRestartReason on the conductor.
 constexpr char kScanRestartReason[] = "SCAN_RESTART";
 
@@ -116,55 +119,76 @@ absl::Status IndexJobs::Run(const internal::v1::Job& job, JobContext& context) {
         progress.clear_after_key();
         if (!context.Heartbeat(progress.SerializeAsString())) return absl::CancelledError();
       }
-      // Stream the shard's distinct tuples, one block per message.
-      storage::v1::ScanShardRequest scan;
-      scan.set_table(plan.table());
-      scan.set_shard_id(shard_id);
-      for (const auto& column : plan.columns()) scan.add_key_columns(column);
-      *scan.mutable_after_key() = progress.after_key();
-      scan.set_block_size(std::max(1, plan.block_size()));
-      scan.set_distinct(true);
-      grpc::ClientContext scan_call;
-      auto reader = StorageStub(shard->address())->ScanShard(&scan_call, scan);
-      storage::v1::ScanShardResponse block;
-      absl::Status failed;
-      while (reader->Read(&block)) {
-        if (block.rows_size() > 0) {
-          internal::v1::AddScannedKeysRequest add;
-          add.set_index_id(payload.index_id());
-          add.set_shard_id(shard_id);
-          add.set_scan_seq(progress.scan_seq());
-          *add.mutable_keys() = block.rows();
-          internal::v1::AddScannedKeysResponse added;
-          grpc::ClientContext call;
-          SetDeadline(&call, options_.rpc_timeout);
-          failed = FromGrpcStatus(conductor_->AddScannedKeys(&call, add, &added));
-          if (!failed.ok()) break;
-          *progress.mutable_after_key() = block.last_key();
-          progress.set_keys_scanned(progress.keys_scanned() + block.rows_size());
-          scanned_this_attempt += block.rows_size();
-        }
-        if (!context.Heartbeat(progress.SerializeAsString())) {
-          failed = absl::CancelledError("the job was cancelled or its lease lost");
-          break;
-        }
+      // Stream the shard's distinct tuples, one block per message, a few
+      // blocks per call so that every call has a deadline (a node that
+      // hangs fails the attempt instead of stalling it).
+      bool shard_done = false;
+      while (!shard_done) {
+        storage::v1::ScanShardRequest scan;
+        scan.set_table(plan.table());
+        scan.set_shard_id(shard_id);
+        for (const auto& column : plan.columns()) scan.add_key_columns(column);
+        *scan.mutable_after_key() = progress.after_key();
+        scan.set_block_size(std::max(1, plan.block_size()));
+        scan.set_distinct(true);
+        scan.set_max_blocks(kBlocksPerCall);
+        absl::Duration allowance = options_.rpc_timeout;
         if (options_.scan_rows_per_s > 0) {
-          // Sleep until the attempt's average rate is back under the limit.
-          auto due = started + std::chrono::microseconds(scanned_this_attempt * 1000000 /
-                                                         options_.scan_rows_per_s);
-          while (std::chrono::steady_clock::now() < due && !context.cancelled()) {
-            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-                due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+          allowance += absl::Seconds(static_cast<double>(kBlocksPerCall) * scan.block_size() /
+                                     options_.scan_rows_per_s);
+        }
+        grpc::ClientContext scan_call;
+        SetDeadline(&scan_call, allowance);
+        auto reader = StorageStub(shard->address())->ScanShard(&scan_call, scan);
+        storage::v1::ScanShardResponse block;
+        absl::Status failed;
+        int blocks = 0;
+        while (reader->Read(&block)) {
+          ++blocks;
+          if (block.rows_size() > 0) {
+            internal::v1::AddScannedKeysRequest add;
+            add.set_index_id(payload.index_id());
+            add.set_shard_id(shard_id);
+            add.set_scan_seq(progress.scan_seq());
+            *add.mutable_keys() = block.rows();
+            internal::v1::AddScannedKeysResponse added;
+            grpc::ClientContext call;
+            SetDeadline(&call, options_.rpc_timeout);
+            failed = FromGrpcStatus(conductor_->AddScannedKeys(&call, add, &added));
+            if (!failed.ok()) break;
+            *progress.mutable_after_key() = block.last_key();
+            progress.set_keys_scanned(progress.keys_scanned() + block.rows_size());
+            scanned_this_attempt += block.rows_size();
+          }
+          if (!context.Heartbeat(progress.SerializeAsString())) {
+            failed = absl::CancelledError("the job was cancelled or its lease lost");
+            break;
+          }
+          if (options_.scan_rows_per_s > 0) {
+            // Sleep until the attempt's average rate is back under the limit.
+            auto due = started + std::chrono::microseconds(scanned_this_attempt * 1000000 /
+                                                           options_.scan_rows_per_s);
+            while (std::chrono::steady_clock::now() < due && !context.cancelled()) {
+              std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                  due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+            }
+          }
+          if (block.done()) {
+            shard_done = true;
+            break;
           }
         }
-        if (block.done()) break;
+        if (!failed.ok()) {
+          scan_call.TryCancel();
+          reader->Finish().ok();
+          return failed;
+        }
+        if (auto s = StorageCallError(shard->node_id(), reader->Finish()); !s.ok()) return s;
+        if (blocks == 0 && !shard_done) {
+          return absl::InternalError(absl::StrCat("storage node ", shard->node_id(),
+                                                  " ended a shard scan without a block"));
+        }
       }
-      if (!failed.ok()) {
-        scan_call.TryCancel();
-        reader->Finish().ok();
-        return failed;
-      }
-      if (auto s = StorageCallError(shard->node_id(), reader->Finish()); !s.ok()) return s;
       internal::v1::FinishShardScanRequest finish;
       finish.set_index_id(payload.index_id());
       finish.set_shard_id(shard_id);
