@@ -1,18 +1,23 @@
 // Index build (issue 4) on a cluster of 3 storage nodes, a conductor (default
-// flags) and 1 queue worker (--workers=N), each figure next to baselines
-// measured in the same run:
+// flags) and 1 queue worker (default flags; --workers=N for more: a build is
+// one IndexBuildJob over all shards, so further workers idle), each figure
+// next to baselines measured in the same run:
 //
 //  Table t (id INTEGER PRIMARY KEY, c INTEGER, pad TEXT), 8 shards, 1M rows
 //  loaded through the conductor (batched INSERTs of 1000 rows, 4 client
 //  threads; not part of the result, its rate is printed), c = id % 100000:
-//  100k distinct values, each present on most shards.
+//  100k distinct values, most of them on every shard, so the index holds
+//  ~590k (value, shard) entries.
 //
 //  Build: wall time from `CREATE INDEX ib_N ON t (c)` (TableOps.Execute)
 //  until ListIndexes shows the index `ready` (polled every 20 ms); rows/s =
 //  table rows / that time; entry_count at ready. Target: ready <= 5 s.
 //  Where the time goes: the phases from the call's return and the
-//  conductor's and worker's log lines (job leased, started, done; index building),
-//  and the CPU each process used during the build.
+//  conductor's and worker's log lines (index building; job leased, started,
+//  done), and the CPU each process used during the build. Each round also
+//  builds the index once more watching the conductor's log instead of
+//  polling (then one ListIndexes confirms ready): ListIndexes counts the
+//  entries, so the polls themselves load the conductor.
 //
 //  Baselines, each round:
 //   - direct DISTINCT: `SELECT DISTINCT c FROM t WHERE _virtualShard = ?1`
@@ -27,35 +32,42 @@
 //   - direct ScanShard: the worker's reads without the conductor: every
 //     shard's distinct tuples through storage.v1 ScanShard, shard after
 //     shard, in blocks of the table's block size (as IndexBuildJob reads).
-//  Once: in-process SQLite on one plain file with the same 1M rows:
-//  SELECT DISTINCT c without an index, CREATE INDEX on c, and SELECT DISTINCT
-//  c with it.
+//  Once, in process:
+//   - SQLite on one plain file with the same 1M rows: SELECT DISTINCT c
+//     without an index, CREATE INDEX on c, SELECT DISTINCT c with it.
+//   - the conductor's entry writes without RPC: the same (value, shard)
+//     tuples through the product's IndexEntryStore::Add and EncodeIndexKey
+//     (fresh file), per block as AddScannedKeys does, and 10000 per call.
 //
-// Each round drops its index afterwards; figures are medians over --rounds.
+// Each build's index is dropped afterwards; figures are medians over --rounds.
 //
-//   bazel run -c opt //bench:index_build_bench [-- --rounds=3 --workers=1]
+//   bazel run -c opt //bench:index_build_bench [-- --rounds=3 --workers=1 --rows=N]
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <iterator>
-#include <map>
+#include <limits>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_util.h"
+#include "common/sql/create_table.h"
 #include "common/sqlite.h"
+#include "conductor/index_entries.h"
+#include "conductor/index_key.h"
 
 namespace conductor::bench {
 namespace {
@@ -369,6 +381,71 @@ InProcessFigures InProcessBaseline(const std::string& root, int64_t rows) {
   return figures;
 }
 
+// Each shard's distinct values of c, ascending (the order ScanShard gives).
+std::vector<std::vector<int64_t>> ShardValues(DirectStorage& direct, const Layout& layout) {
+  std::vector<std::vector<int64_t>> values;
+  for (size_t i = 0; i < layout.shard_ids.size(); ++i) {
+    ExecuteBatchRequest request = DistinctRequest(layout.shard_ids[i]);
+    ExecuteBatchResponse response;
+    auto context = NewContext(120);
+    Check(direct.stub(layout.nodes[i]).ExecuteBatch(context.get(), request, &response),
+          "DISTINCT c of one shard");
+    if (response.results_size() != 1) Fail("DISTINCT c: no result");
+    std::vector<int64_t>& shard = values.emplace_back();
+    for (const auto& row : response.results(0).rows()) shard.push_back(row.values(0).integer());
+    std::sort(shard.begin(), shard.end());
+  }
+  return values;
+}
+
+// The conductor's share of the build without RPC: the same (value, shard)
+// entries written in process with the product's own IndexEntryStore (a fresh
+// file, as DATA_DIR/index_entries.db) and EncodeIndexKey, `per_call` tuples
+// per Add (one transaction each, as one AddScannedKeys call), shard after
+// shard. Also times Count over the result (what every ListIndexes does).
+struct EntryStoreFigures {
+  double add_us = 0;    // all the Adds
+  double count_us = 0;  // one Count of all the entries (median of 5)
+};
+EntryStoreFigures InProcessEntryStore(const std::string& path,
+                                      const std::vector<std::vector<int64_t>>& values,
+                                      const Layout& layout, int per_call) {
+  auto store = IndexEntryStore::Open(path);
+  Check(store.status(), "open " + path);
+  sql::ColumnSchema c;
+  c.name = "c";
+  c.type = "INTEGER";
+  const std::vector<const sql::ColumnSchema*> columns = {&c};
+  int64_t seq = 0, total = 0;
+  auto start = Clock::now();
+  for (size_t i = 0; i < values.size(); ++i) {
+    ++seq;  // a new scan sequence per shard, as BeginShardScan hands out
+    for (size_t first = 0; first < values[i].size(); first += per_call) {
+      std::vector<IndexEntry> entries;
+      const size_t last = std::min(values[i].size(), first + per_call);
+      for (size_t k = first; k < last; ++k) {
+        auto key = EncodeIndexKey({IntegerValue(values[i][k])}, columns);
+        if (!key.has_value()) Fail("EncodeIndexKey gave no key");
+        entries.push_back({std::move(*key), layout.shard_ids[i]});
+      }
+      Check((*store)->Add(1, entries, seq), "IndexEntryStore::Add");
+      total += static_cast<int64_t>(entries.size());
+    }
+  }
+  EntryStoreFigures figures;
+  figures.add_us = MicrosSince(start);
+  std::vector<double> counts;
+  for (int i = 0; i < 5; ++i) {
+    auto count_start = Clock::now();
+    auto count = (*store)->Count(1);
+    counts.push_back(MicrosSince(count_start));
+    Check(count.status(), "IndexEntryStore::Count");
+    if (*count != total) Fail(absl::StrCat("entry store holds ", *count, " entries, not ", total));
+  }
+  figures.count_us = Median(counts);
+  return figures;
+}
+
 // ---------------------------------------------------------------- logs
 
 // Bytes of `path` so far (where the next round's lines start).
@@ -398,18 +475,18 @@ std::optional<absl::Time> LineTime(const std::string& line) {
 }
 
 struct LogFile {
-  std::string label;
   std::string path;
   size_t offset = 0;
 };
 
-// The job's milestones, in ms after the CREATE INDEX call (-1: not found).
+constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
+
+// The job's milestones, in ms after the CREATE INDEX call (NaN: not found).
+// Log times have millisecond resolution.
 struct Milestones {
-  double building_ms = -1;   // conductor: "index … is building" (SQLite indexes made, job queued)
-  double leased_ms = -1;     // conductor: job leased
-  double started_ms = -1;    // worker: job started
-  double worker_done_ms = -1;  // worker: job done (after Complete)
-  double done_ms = -1;       // conductor: job done (index made ready in that transaction)
+  double started_ms = kUnknown;  // worker: "job N (IndexBuildJob) attempt A: started"
+  double done_ms = kUnknown;     // conductor: "job N (IndexBuildJob) done at attempt A" (the
+                                 // same transaction makes the index ready)
 };
 
 // Prints the servers' lines about this build (offsets from `call`), and
@@ -430,46 +507,66 @@ Milestones ReadTimeline(const std::vector<LogFile>& logs, const std::string& ind
       break;
     }
   }
-  const std::string building = absl::StrCat("index ", index_name, " on ");
-  auto ms_of = [&](absl::Time t) { return absl::ToDoubleMilliseconds(t - call); };
+  struct Event {
+    double ms;
+    std::string line;
+  };
+  std::vector<Event> events;
   for (const LogFile& log : logs) {
     for (const std::string& line : LinesFrom(log.path, log.offset)) {
       const bool about_job = !job_prefix.empty() && absl::StrContains(line, job_prefix);
-      const bool about_index = absl::StrContains(line, building) ||
-                               absl::StrContains(line, absl::StrCat("index ", index_name, " "));
+      const bool about_index = absl::StrContains(line, absl::StrCat("index ", index_name, " "));
       if (!about_job && !about_index) continue;
       auto t = LineTime(line);
       if (!t.has_value()) continue;
-      const double ms = ms_of(*t);
-      Line(absl::StrFormat("      %+8.0f ms  %-9s %s", ms, log.label,
-                           line.size() > 150 ? line.substr(0, 150) + "…" : line));
-      if (absl::StrContains(line, building) && absl::StrContains(line, "is building")) {
-        m.building_ms = ms;
-      } else if (about_job && absl::StrContains(line, " leased to ")) {
-        m.leased_ms = ms;
-      } else if (about_job && absl::StrContains(line, ": started")) {
+      const double ms = absl::ToDoubleMilliseconds(*t - call);
+      events.push_back({ms, line});
+      if (about_job && absl::StrContains(line, ": started")) {
         m.started_ms = ms;
-      } else if (about_job && absl::EndsWith(line, ": done")) {
-        m.worker_done_ms = ms;
       } else if (about_job && absl::StrContains(line, " done at attempt")) {
         m.done_ms = ms;
       }
     }
   }
+  std::stable_sort(events.begin(), events.end(),
+                   [](const Event& a, const Event& b) { return a.ms < b.ms; });
+  for (const Event& e : events) {
+    // The line without its level and time: "tag: message".
+    std::string text = e.line.size() > 27 ? e.line.substr(27) : e.line;
+    if (text.size() > 120) text = text.substr(0, 120) + "…";
+    Line(absl::StrFormat("      %+8.0f ms  %s", e.ms, text));
+  }
   return m;
+}
+
+// CPU time all processes on the machine have used so far (busy time summed
+// over the CPUs, from /proc/stat), in microseconds.
+double MachineBusyUs() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
+                     steal = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  return (user + nice + system + irq + softirq + steal) * (1e6 / sysconf(_SC_CLK_TCK));
+}
+
+double CpuSum(const CpuTimes& t) {
+  return t.conductor_user + t.conductor_sys + t.nodes_user + t.nodes_sys + t.workers_user +
+         t.workers_sys + t.client_user + t.client_sys;
 }
 
 // ---------------------------------------------------------------- the build
 
 struct BuildResult {
-  double total_us = 0;      // call -> ready observed
-  double call_us = 0;       // the CREATE INDEX call itself
+  double total_us = 0;           // call -> ready observed
+  double call_us = 0;            // the CREATE INDEX call itself
   double first_entries_us = -1;  // first poll that saw entries
   int64_t entry_count = 0;
   int32_t stale_shards = 0;
   int polls = 0;
   double poll_p50_us = 0, poll_max_us = 0;  // ListIndexes latency while polling
   CpuTimes cpu;
+  double others_us = 0;  // CPU used by processes outside the benchmark meanwhile
   Milestones milestones;
 };
 
@@ -486,10 +583,30 @@ v1::IndexInfo FindIndex(v1::TableOps::Stub& ops, const std::string& name) {
   return {};
 }
 
-BuildResult Build(TestCluster& cluster, const std::string& name) {
-  std::vector<LogFile> logs = {{"conductor", cluster.root() + "/conductor.log", 0}};
+// How the benchmark learns that the index is ready.
+enum class Watch {
+  // ListIndexes every 20 ms (the measurement the issue asks for).
+  kPoll,
+  // The conductor's log line "job N (IndexBuildJob) done", read from the file
+  // every 5 ms, then one ListIndexes: the build without the polls' load.
+  kLog,
+};
+
+// The conductor's log has a line saying that an IndexBuildJob ended.
+bool BuildJobEnded(const LogFile& log) {
+  for (const std::string& line : LinesFrom(log.path, log.offset)) {
+    if (absl::StrContains(line, "(IndexBuildJob) done at attempt") ||
+        absl::StrContains(line, "(IndexBuildJob) failed at attempt")) {
+      return true;
+    }
+  }
+  return false;
+}
+
+BuildResult Build(TestCluster& cluster, const std::string& name, Watch watch) {
+  std::vector<LogFile> logs = {{cluster.root() + "/conductor.log", 0}};
   for (int i = 0; i < cluster.worker_count(); ++i) {
-    logs.push_back({cluster.worker_id(i), cluster.root() + "/" + cluster.worker_id(i) + ".log", 0});
+    logs.push_back({cluster.root() + "/" + cluster.worker_id(i) + ".log", 0});
   }
   for (LogFile& log : logs) log.offset = FileSize(log.path);
   auto ops = v1::TableOps::NewStub(NewChannel(cluster.conductor_address()));
@@ -497,6 +614,7 @@ BuildResult Build(TestCluster& cluster, const std::string& name) {
   BuildResult result;
   std::vector<double> polls;
   CpuTimes before = SampleCpu(cluster);
+  const double busy_before = MachineBusyUs();
   const absl::Time call = absl::Now();
   auto start = Clock::now();
   {
@@ -509,47 +627,67 @@ BuildResult Build(TestCluster& cluster, const std::string& name) {
   result.call_us = MicrosSince(start);
   while (true) {
     auto poll_start = Clock::now();
+    if (watch == Watch::kLog && !BuildJobEnded(logs[0])) {
+      if (MicrosSince(start) > kBuildTimeoutSeconds * 1e6) {
+        Fail(absl::StrCat("index ", name, " not ready after ", kBuildTimeoutSeconds, " s"));
+      }
+      std::this_thread::sleep_until(poll_start + std::chrono::milliseconds(5));
+      continue;
+    }
+    const double seen_us = MicrosSince(start);
     v1::IndexInfo info = FindIndex(*ops, name);
     polls.push_back(MicrosSince(poll_start));
-    const double now_us = MicrosSince(start);
     if (info.status() == "ready") {
-      result.total_us = now_us;
+      result.total_us = seen_us;
       result.entry_count = info.entry_count();
       result.stale_shards = info.stale_shards();
       break;
     }
-    if (info.status() != "building") {
-      Fail(absl::StrCat("index ", name, " is ", info.status(), ": ", info.error()));
+    if (info.status() != "building" || watch == Watch::kLog) {
+      Fail(absl::StrCat("index ", name, " is ", info.status(), " ", info.error()));
     }
-    if (info.entry_count() > 0 && result.first_entries_us < 0) result.first_entries_us = now_us;
-    if (now_us > kBuildTimeoutSeconds * 1e6) {
+    if (info.entry_count() > 0 && result.first_entries_us < 0) result.first_entries_us = seen_us;
+    if (seen_us > kBuildTimeoutSeconds * 1e6) {
       Fail(absl::StrCat("index ", name, " not ready after ", kBuildTimeoutSeconds, " s"));
     }
     std::this_thread::sleep_until(poll_start + kPollInterval);
   }
   result.cpu = SampleCpu(cluster) - before;
+  // Whatever else ran on the machine meanwhile (other processes' CPU).
+  result.others_us = std::max(0.0, MachineBusyUs() - busy_before - CpuSum(result.cpu));
   result.polls = static_cast<int>(polls.size());
   LatencySummary poll = Summarize(polls);
   result.poll_p50_us = poll.p50_us;
   result.poll_max_us = poll.max_us;
   Line(absl::StrFormat(
-      "    build %s: ready after %s (call returned after %s; first entries seen at %s), "
-      "entry_count %d, stale_shards %d",
-      name, FormatMicros(result.total_us), FormatMicros(result.call_us),
-      result.first_entries_us < 0 ? "-" : FormatMicros(result.first_entries_us),
+      "    build %s (%s): ready after %s (call returned after %s%s), entry_count %d, "
+      "stale_shards %d",
+      name, watch == Watch::kPoll ? "ListIndexes every 20 ms" : "watching the conductor's log",
+      FormatMicros(result.total_us), FormatMicros(result.call_us),
+      result.first_entries_us < 0
+          ? ""
+          : absl::StrCat("; first entries seen at ", FormatMicros(result.first_entries_us)),
       result.entry_count, result.stale_shards));
-  Line(absl::StrFormat("      %d polls, ListIndexes p50 %s, max %s", result.polls,
-                       FormatMicros(result.poll_p50_us), FormatMicros(result.poll_max_us)));
+  Line(absl::StrFormat("      %d ListIndexes call%s, p50 %s, max %s", result.polls,
+                       result.polls == 1 ? "" : "s", FormatMicros(result.poll_p50_us),
+                       FormatMicros(result.poll_max_us)));
   Line("      build " + FormatCpuPerOp(result.cpu, 1));
+  Line(absl::StrFormat(
+      "      other processes on the machine used %s of CPU meanwhile (%.0f%% of one core)",
+      FormatMicros(result.others_us), 100 * result.others_us / result.total_us));
   Line("      timeline (ms after the CREATE INDEX call; server log lines):");
   result.milestones = ReadTimeline(logs, name, call);
   return result;
 }
 
-std::string Ms(double ms) { return ms < 0 ? "n/a" : absl::StrFormat("%.0f ms", ms); }
+// Log times have millisecond resolution: -0.4 ms is 0.
+std::string Ms(double ms) {
+  if (std::isnan(ms)) return "n/a";
+  return absl::StrFormat("%.0f ms", ms > -1 && ms < 0 ? 0.0 : ms);
+}
 
 void PrintScan(const std::string& label, const ScanResult& r, int64_t rows) {
-  Line(absl::StrFormat("    %-52s %10s  %9s rows/s  %7d tuples   %s", label, FormatMicros(r.us),
+  Line(absl::StrFormat("    %-52s %10s  %10s rows  %7d tuples  %s", label, FormatMicros(r.us),
                        FormatRate(rows / Seconds(r.us)), r.tuples, FormatCpuPerOp(r.cpu, 1)));
 }
 
@@ -587,8 +725,7 @@ int Main(int argc, char** argv) {
   if (layout.shard_ids.size() != kShards) Fail("t does not have 8 active shards");
   std::vector<std::string> placement;
   for (size_t i = 0; i < layout.shard_ids.size(); ++i) {
-    placement.push_back(
-        absl::StrCat(layout.shard_ids[i], "->", cluster->node_id(layout.nodes[i])));
+    placement.push_back(absl::StrCat(layout.shard_ids[i], "->", cluster->node_id(layout.nodes[i])));
   }
   Line(absl::StrFormat("  shards: %s; block_size %d", absl::StrJoin(placement, " "),
                        layout.block_size));
@@ -600,25 +737,81 @@ int Main(int argc, char** argv) {
 
   Section("in-process SQLite, one plain file with the same rows (reference)");
   InProcessFigures local = InProcessBaseline(cluster->root(), options.rows);
-  Line(absl::StrFormat("    SELECT DISTINCT c, no index          %10s  %9s rows/s",
+  Line(absl::StrFormat("    SELECT DISTINCT c, no index          %10s  %10s rows",
                        FormatMicros(local.distinct_us),
                        FormatRate(options.rows / Seconds(local.distinct_us))));
-  Line(absl::StrFormat("    CREATE INDEX ON t (c)                %10s  %9s rows/s",
+  Line(absl::StrFormat("    CREATE INDEX ON t (c)                %10s  %10s rows",
                        FormatMicros(local.create_index_us),
                        FormatRate(options.rows / Seconds(local.create_index_us))));
-  Line(absl::StrFormat("    SELECT DISTINCT c, with that index   %10s  %9s rows/s",
+  Line(absl::StrFormat("    SELECT DISTINCT c, with that index   %10s  %10s rows",
                        FormatMicros(local.distinct_index_us),
                        FormatRate(options.rows / Seconds(local.distinct_index_us))));
 
-  Section(absl::StrFormat("index builds, %d rounds (each: baselines, build, baselines, drop)",
-                          options.rounds));
-  std::vector<double> build_s, call_s, par_s, seq_s, par_idx_s, seq_idx_s, scan_s, scan_max_s,
-      create_s;
-  std::vector<double> queue_ms, job_ms, finish_ms, building_ms;
+  Section("in-process: the conductor's entry writes for the same tuples (reference)");
+  const std::vector<std::vector<int64_t>> shard_values = ShardValues(direct, layout);
+  int64_t shard_tuples = 0;
+  for (const auto& v : shard_values) shard_tuples += static_cast<int64_t>(v.size());
+  const EntryStoreFigures entries_block = InProcessEntryStore(
+      cluster->root() + "/entries_block.db", shard_values, layout, layout.block_size);
+  const EntryStoreFigures entries_big =
+      InProcessEntryStore(cluster->root() + "/entries_big.db", shard_values, layout, 10000);
+  auto print_entries = [&](int per_call, const EntryStoreFigures& f) {
+    Line(absl::StrFormat(
+        "    IndexEntryStore::Add + EncodeIndexKey, %5d tuples per call   %10s  %10s tuples  "
+        "(%d tuples; %.2f µs each)",
+        per_call, FormatMicros(f.add_us), FormatRate(shard_tuples / Seconds(f.add_us)),
+        shard_tuples, f.add_us / shard_tuples));
+  };
+  print_entries(layout.block_size, entries_block);
+  print_entries(10000, entries_big);
+  Line(absl::StrFormat("    IndexEntryStore::Count of those %d entries (each ListIndexes)   %10s",
+                       shard_tuples, FormatMicros(entries_block.count_us)));
+
+  Section(absl::StrFormat(
+      "index builds, %d rounds (each: baselines without an index, a build watched by "
+      "ListIndexes polls, baselines with the index, drop, a build watched in the log, drop)",
+      options.rounds));
+  struct Series {
+    std::vector<double> total_s, call_s, queue_ms, job_ms, finish_ms;
+    CpuTimes cpu;
+    double others_us = 0;
+    int polls = 0;
+    void Add(const BuildResult& b) {
+      const Milestones& m = b.milestones;
+      const double call_ms = b.call_us / 1000, total_ms = b.total_us / 1000;
+      total_s.push_back(Seconds(b.total_us));
+      call_s.push_back(Seconds(b.call_us));
+      queue_ms.push_back(m.started_ms - call_ms);  // NaN when unknown
+      job_ms.push_back(m.done_ms - m.started_ms);
+      finish_ms.push_back(total_ms - m.done_ms);
+      cpu += b.cpu;
+      others_us += b.others_us;
+      polls += b.polls;
+    }
+  };
+  Series polled, logged;
+  std::vector<double> par_s, seq_s, par_idx_s, seq_idx_s, scan_s, scan_max_s, create_s;
   int64_t tuples = -1;
-  CpuTimes build_cpu;
+  auto check_entries = [&](const BuildResult& build) {
+    if (build.entry_count != tuples) {
+      Fail(absl::StrCat("entry_count ", build.entry_count, " at ready; the shards hold ", tuples,
+                        " (value, shard) tuples"));
+    }
+  };
+  auto drop = [&](const std::string& name) {
+    auto drop_start = Clock::now();
+    MustExecute(cluster->ops(), "DROP INDEX " + name);
+    Line(absl::StrFormat("    DROP INDEX %s: %s (untimed)", name,
+                         FormatMicros(MicrosSince(drop_start))));
+  };
   for (int round = 1; round <= options.rounds; ++round) {
-    Line(absl::StrFormat("  round %d", round));
+    {
+      double load[3] = {0, 0, 0};
+      getloadavg(load, 3);
+      Line(absl::StrFormat("  round %d (%s, load avg %.2f)", round,
+                           absl::FormatTime("%H:%M:%S UTC", absl::Now(), absl::UTCTimeZone()),
+                           load[0]));
+    }
     // Without an SQLite index on c, as when CREATE INDEX is called; the
     // order alternates so that background load hits both alike.
     ScanResult par, seq;
@@ -633,16 +826,14 @@ int Main(int argc, char** argv) {
     PrintScan("direct DISTINCT, shard after shard, no index", seq, options.rows);
     if (tuples < 0) tuples = par.tuples;
     if (par.tuples != tuples || seq.tuples != tuples) Fail("tuple counts differ between scans");
-    double create_us = DirectCreateIndex(direct);
+    const double create_us = DirectCreateIndex(direct);
     Line(absl::StrFormat("    %-52s %10s", "direct CREATE INDEX (_virtualShard, c), 3 nodes",
                          FormatMicros(create_us)));
 
     const std::string name = absl::StrCat("ib_", round);
-    BuildResult build = Build(*cluster, name);
-    if (build.entry_count != tuples) {
-      Fail(absl::StrCat("entry_count ", build.entry_count, " at ready; the shards hold ", tuples,
-                        " (value, shard) tuples"));
-    }
+    BuildResult build = Build(*cluster, name, Watch::kPoll);
+    check_entries(build);
+    polled.Add(build);
 
     ScanResult par_idx = DirectDistinctParallel(*cluster, direct, layout);
     ScanResult seq_idx = DirectDistinctSequential(*cluster, direct, layout);
@@ -653,14 +844,17 @@ int Main(int argc, char** argv) {
     PrintScan(absl::StrFormat("direct ScanShard distinct, serial, block %d", layout.block_size),
               scan, options.rows);
     PrintScan("direct ScanShard distinct, serial, block 10000", scan_max, options.rows);
-    if (scan.tuples != tuples || par_idx.tuples != tuples) Fail("tuple counts differ");
+    for (const ScanResult* r : {&par_idx, &seq_idx, &scan, &scan_max}) {
+      if (r->tuples != tuples) Fail("tuple counts differ between scans");
+    }
+    drop(name);
 
-    auto drop_start = Clock::now();
-    MustExecute(cluster->ops(), "DROP INDEX " + name);
-    Line(absl::StrFormat("    DROP INDEX %s: %s (untimed)", name, FormatMicros(MicrosSince(drop_start))));
+    const std::string watched = absl::StrCat("ibw_", round);
+    BuildResult quiet = Build(*cluster, watched, Watch::kLog);
+    check_entries(quiet);
+    logged.Add(quiet);
+    drop(watched);
 
-    build_s.push_back(Seconds(build.total_us));
-    call_s.push_back(Seconds(build.call_us));
     par_s.push_back(Seconds(par.us));
     seq_s.push_back(Seconds(seq.us));
     par_idx_s.push_back(Seconds(par_idx.us));
@@ -668,25 +862,29 @@ int Main(int argc, char** argv) {
     scan_s.push_back(Seconds(scan.us));
     scan_max_s.push_back(Seconds(scan_max.us));
     create_s.push_back(Seconds(create_us));
-    build_cpu += build.cpu;
-    const Milestones& m = build.milestones;
-    const double call_ms = build.call_us / 1000, total_ms = build.total_us / 1000;
-    building_ms.push_back(m.building_ms);
-    queue_ms.push_back(m.started_ms < 0 ? -1 : m.started_ms - call_ms);
-    job_ms.push_back(m.started_ms < 0 || m.done_ms < 0 ? -1 : m.done_ms - m.started_ms);
-    finish_ms.push_back(m.done_ms < 0 ? -1 : total_ms - m.done_ms);
   }
 
-  Section(absl::StrFormat("summary: medians over %d rounds, %d rows, %d (value, shard) tuples",
+  Section(absl::StrFormat("summary: medians over %d rounds; %d rows, %d (value, shard) tuples",
                           options.rounds, options.rows, tuples));
-  const double build = Median(build_s);
+  const double build = Median(polled.total_s);
+  auto rounds_of = [](const std::vector<double>& v) {
+    std::vector<std::string> out;
+    for (double x : v) out.push_back(absl::StrFormat("%.2f", x));
+    return absl::StrJoin(out, " / ");
+  };
+  Line(absl::StrFormat("  %-54s %8.3f s  %10s rows   (rounds: %s s)",
+                       "index build, CREATE INDEX -> ready (ListIndexes polls)", build,
+                       FormatRate(options.rows / build), rounds_of(polled.total_s)));
+  const double quiet = Median(logged.total_s);
+  Line(absl::StrFormat("  %-54s %8.3f s  %10s rows   (rounds: %s s)",
+                       "index build, watched in the conductor's log", quiet,
+                       FormatRate(options.rows / quiet), rounds_of(logged.total_s)));
+  Line(absl::StrFormat("  %-54s %8s    %10s        build (polled) / baseline", "baseline", "time",
+                       "rate"));
   auto row = [&](const std::string& label, double s) {
-    Line(absl::StrFormat("  %-58s %8.3f s  %9s rows/s  build/this %6.2fx", label, s,
+    Line(absl::StrFormat("  %-54s %8.3f s  %10s rows   %6.2fx", label, s,
                          FormatRate(options.rows / s), build / s));
   };
-  Line(absl::StrFormat("  %-58s %8.3f s  %9s rows/s   (rounds: %s)",
-                       "index build: CREATE INDEX -> ready", build,
-                       FormatRate(options.rows / build), absl::StrJoin(build_s, " / ")));
   row("direct DISTINCT, 8 shards at once, no index", Median(par_s));
   row("direct DISTINCT, shard after shard, no index", Median(seq_s));
   row("direct DISTINCT, 8 shards at once, with the index", Median(par_idx_s));
@@ -697,23 +895,40 @@ int Main(int argc, char** argv) {
   row("direct CREATE INDEX (_virtualShard, c) on 3 nodes", Median(create_s));
   row("in-process SQLite: SELECT DISTINCT c (no index)", Seconds(local.distinct_us));
   row("in-process SQLite: CREATE INDEX ON t (c)", Seconds(local.create_index_us));
-  Line("  where the build's time goes (medians; from the call and the servers' logs):");
-  auto median_known = [](std::vector<double> v) {
-    v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return x < 0; }), v.end());
-    return v.empty() ? -1.0 : Median(v);
-  };
-  Line(absl::StrFormat("    CREATE INDEX call (SQLite index on the nodes, job queued)   %s",
-                       Ms(Median(call_s) * 1000)));
-  Line(absl::StrFormat("    call -> worker started the job (lease)                      %s",
-                       Ms(median_known(queue_ms))));
-  Line(absl::StrFormat("    worker started -> conductor marks the job done (scan+entries) %s",
-                       Ms(median_known(job_ms))));
-  Line(absl::StrFormat("    job done -> ready seen by the 20 ms poll                    %s",
-                       Ms(median_known(finish_ms))));
-  Line("    build " + FormatCpuPerOp(build_cpu, options.rounds) + "  (per build)");
+  row("in-process SQLite: SELECT DISTINCT c (with it)", Seconds(local.distinct_index_us));
+  row(absl::StrFormat("in-process entry store, %d tuples per Add", layout.block_size),
+      Seconds(entries_block.add_us));
+  row("in-process entry store, 10000 tuples per Add", Seconds(entries_big.add_us));
 
-  Verdict("4 index build, 1M rows / 100k values / 8 shards: time to ready",
-          absl::StrFormat("%.2f s (%s rows/s)", build, FormatRate(options.rows / build)), "<= 5 s",
+  auto median_known = [](std::vector<double> v) {
+    v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
+    return v.empty() ? kUnknown : Median(v);
+  };
+  Line("  where the build's time goes (medians; the call's return and the servers' log lines):");
+  Line(absl::StrFormat("  %-60s %12s %12s", "", "polled", "log-watched"));
+  auto phase = [&](const std::string& label, double a, double b) {
+    Line(absl::StrFormat("    %-58s %12s %12s", label, Ms(a), Ms(b)));
+  };
+  phase("CREATE INDEX call (SQLite index on every node, job queued)", Median(polled.call_s) * 1000,
+        Median(logged.call_s) * 1000);
+  phase("call returned -> worker started the job", median_known(polled.queue_ms),
+        median_known(logged.queue_ms));
+  phase("worker started -> job done (shard scans + entries)", median_known(polled.job_ms),
+        median_known(logged.job_ms));
+  phase("job done -> ready seen", median_known(polled.finish_ms), median_known(logged.finish_ms));
+  Line("    polled:      " + FormatCpuPerOp(polled.cpu, options.rounds) + "  (per build)");
+  Line(absl::StrFormat("                 %.0f ListIndexes calls per build",
+                       static_cast<double>(polled.polls) / options.rounds));
+  Line("    log-watched: " + FormatCpuPerOp(logged.cpu, options.rounds) + "  (per build)");
+  Line(absl::StrFormat(
+      "    other processes on the machine (not the benchmark) used %s (polled) / %s "
+      "(log-watched) of CPU per build",
+      FormatMicros(polled.others_us / options.rounds),
+      FormatMicros(logged.others_us / options.rounds)));
+
+  Verdict(absl::StrFormat("4 index build, %s rows / 100k values / 8 shards: time to ready",
+                          options.rows == 1000000 ? "1M" : absl::StrCat(options.rows)),
+          absl::StrFormat("%.2f s (%s rows)", build, FormatRate(options.rows / build)), "<= 5 s",
           build <= kTargetSeconds);
   PrintVerdicts();
   Line(absl::StrFormat("total time %s", FormatMicros(MicrosSince(total_start))));
