@@ -691,8 +691,8 @@ absl::Status IndexManager::AddScanned(int64_t index_id, int32_t shard_id, int64_
     }
     auto key = EncodeIndexKey(tuple, columns);
     if (!key.has_value()) continue;
-    by_key[*key] = &tuple;
-    added.push_back({*key, shard_id});
+    if (index->unique) by_key[*key] = &tuple;
+    added.push_back({std::move(*key), shard_id});
   }
   if (index->unique && !by_key.empty()) {
     // A value that another shard's entries hold is a duplicate if that
@@ -727,6 +727,7 @@ absl::Status IndexManager::AddScanned(int64_t index_id, int32_t shard_id, int64_
 
 absl::Status IndexManager::FinishScan(int64_t index_id, int32_t shard_id, int64_t seq) {
   if (auto s = CheckScanSeq(seq); !s.ok()) return s;
+  ForgetCount(index_id);
   auto removed = entries_->DeleteOlderThan(index_id, shard_id, seq);
   if (!removed.ok()) return removed.status();
   std::lock_guard<std::mutex> lock(marks_mu_);
@@ -739,7 +740,13 @@ absl::Status IndexManager::FinishScan(int64_t index_id, int32_t shard_id, int64_
   return absl::OkStatus();
 }
 
+void IndexManager::ForgetCount(int64_t index_id) const {
+  std::lock_guard<std::mutex> lock(counts_mu_);
+  entry_counts_.erase(index_id);
+}
+
 absl::Status IndexManager::Forget(int64_t index_id) {
+  ForgetCount(index_id);
   {
     std::lock_guard<std::mutex> lock(marks_mu_);
     for (auto it = marks_.lower_bound({index_id, INT32_MIN});
@@ -752,8 +759,20 @@ absl::Status IndexManager::Forget(int64_t index_id) {
 
 IndexCounts IndexManager::Counts(int64_t index_id) const {
   IndexCounts counts;
-  auto count = entries_->Count(index_id);
-  if (count.ok()) counts.entry_count = *count;
+  {
+    // Counting reads every entry of the index: at most once a second.
+    std::lock_guard<std::mutex> lock(counts_mu_);
+    auto cached = entry_counts_.find(index_id);
+    if (cached != entry_counts_.end() && absl::Now() < cached->second.second) {
+      counts.entry_count = cached->second.first;
+    } else {
+      auto count = entries_->Count(index_id);
+      if (count.ok()) {
+        counts.entry_count = *count;
+        entry_counts_[index_id] = {*count, absl::Now() + kCountCacheTime};
+      }
+    }
+  }
   std::lock_guard<std::mutex> lock(marks_mu_);
   for (auto it = marks_.lower_bound({index_id, INT32_MIN});
        it != marks_.end() && it->first.first == index_id; ++it) {

@@ -162,6 +162,8 @@ class IndexManager : public IndexResolver {
   void MarkDirty(int64_t index_id, const std::vector<int32_t>& shard_ids);
   // Removes an index's entries and marks (after DROP INDEX / DROP TABLE).
   absl::Status Forget(int64_t index_id);
+  // entry_count may miss entries added in the last second (counting scans
+  // the entries, so it is cached; a finished scan refreshes it).
   IndexCounts Counts(int64_t index_id) const;
 
  private:
@@ -176,6 +178,8 @@ class IndexManager : public IndexResolver {
   using ShardKey = std::pair<int64_t, int32_t>;  // (index_id, shard_id)
 
   void EndWrite(Write* write);
+  // Drops the cached entry count (after a scan removed entries).
+  void ForgetCount(int64_t index_id) const;
   // The index's shards marked dirty.
   std::set<int32_t> DirtyShards(int64_t index_id) const;
   absl::Status CheckScanSeq(int64_t seq);
@@ -222,6 +226,12 @@ class IndexManager : public IndexResolver {
 
   mutable std::mutex marks_mu_;
   std::map<ShardKey, Mark> marks_;  // GUARDED_BY(marks_mu_)
+
+  // Entry counts for Counts(), each good until its time (counting is a scan).
+  static constexpr absl::Duration kCountCacheTime = absl::Seconds(1);
+  mutable std::mutex counts_mu_;
+  mutable std::map<int64_t, std::pair<int64_t, absl::Time>>
+      entry_counts_;  // GUARDED_BY(counts_mu_)
 
   std::mutex locks_mu_;
   std::condition_variable locks_cv_;

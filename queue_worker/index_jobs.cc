@@ -30,6 +30,8 @@ absl::Status StorageCallError(const std::string& node_id, const grpc::Status& st
 
 // Blocks read per ScanShard call.
 constexpr int kBlocksPerCall = 16;
+// Tuples sent per AddScannedKeys call (at least one block's worth).
+constexpr int kKeysPerCall = 4000;
 
 // IndexManager::kScanRestartReason on the conductor.
 constexpr char kScanRestartReason[] = "SCAN_RESTART";
@@ -143,22 +145,35 @@ absl::Status IndexJobs::Run(const internal::v1::Job& job, JobContext& context) {
         storage::v1::ScanShardResponse block;
         absl::Status failed;
         int blocks = 0;
+        // Tuples go to the conductor a few blocks at a time (fewer, larger
+        // transactions there); the saved point moves only once they are in.
+        internal::v1::AddScannedKeysRequest pending;
+        google::protobuf::RepeatedPtrField<conductor::v1::Value> pending_last_key;
+        auto flush = [&]() -> absl::Status {
+          if (pending.keys_size() == 0) return absl::OkStatus();
+          pending.set_index_id(payload.index_id());
+          pending.set_shard_id(shard_id);
+          pending.set_scan_seq(progress.scan_seq());
+          internal::v1::AddScannedKeysResponse added;
+          grpc::ClientContext call;
+          SetDeadline(&call, options_.rpc_timeout);
+          absl::Status s = FromGrpcStatus(conductor_->AddScannedKeys(&call, pending, &added));
+          if (!s.ok()) return s;
+          *progress.mutable_after_key() = pending_last_key;
+          progress.set_keys_scanned(progress.keys_scanned() + pending.keys_size());
+          pending.clear_keys();
+          return absl::OkStatus();
+        };
         while (reader->Read(&block)) {
           ++blocks;
           if (block.rows_size() > 0) {
-            internal::v1::AddScannedKeysRequest add;
-            add.set_index_id(payload.index_id());
-            add.set_shard_id(shard_id);
-            add.set_scan_seq(progress.scan_seq());
-            *add.mutable_keys() = block.rows();
-            internal::v1::AddScannedKeysResponse added;
-            grpc::ClientContext call;
-            SetDeadline(&call, options_.rpc_timeout);
-            failed = FromGrpcStatus(conductor_->AddScannedKeys(&call, add, &added));
-            if (!failed.ok()) break;
-            *progress.mutable_after_key() = block.last_key();
-            progress.set_keys_scanned(progress.keys_scanned() + block.rows_size());
+            for (auto& row : *block.mutable_rows()) *pending.add_keys() = std::move(row);
+            pending_last_key = block.last_key();
             scanned_this_attempt += block.rows_size();
+          }
+          if (pending.keys_size() >= kKeysPerCall || block.done() || options_.scan_rows_per_s > 0) {
+            failed = flush();
+            if (!failed.ok()) break;
           }
           if (!context.Heartbeat(progress.SerializeAsString())) {
             failed = absl::CancelledError("the job was cancelled or its lease lost");
@@ -178,6 +193,7 @@ absl::Status IndexJobs::Run(const internal::v1::Job& job, JobContext& context) {
             break;
           }
         }
+        if (failed.ok()) failed = flush();  // the next call resumes after these
         if (!failed.ok()) {
           scan_call.TryCancel();
           reader->Finish().ok();
