@@ -134,8 +134,9 @@ v1::DescribeTableResponse MustDescribe(v1::TableOps::Stub& ops, const std::strin
 std::vector<ExplainRow> MustExplain(v1::TableOps::Stub& ops, const std::string& sql,
                                     const std::vector<v1::Value>& params) {
   v1::ExecuteResponse response = MustExecute(ops, "EXPLAIN " + sql, params);
-  if (response.result_sets_size() != 1 || response.result_sets(0).columns_size() != 5) {
-    Check(absl::InternalError("EXPLAIN did not return one 5-column result set: " +
+  // route, shard_id, node_id, sql, merge, index_name
+  if (response.result_sets_size() != 1 || response.result_sets(0).columns_size() != 6) {
+    Check(absl::InternalError("EXPLAIN did not return one 6-column result set: " +
                               response.DebugString()),
           "EXPLAIN " + sql);
   }
