@@ -18,7 +18,7 @@ constexpr int kProgressInterval = 1000;
 bool IsProtectedPragma(absl::string_view name) {
   std::string lower = absl::AsciiStrToLower(name);
   return lower == "query_only" || lower == "journal_mode" || lower == "synchronous" ||
-         lower == "locking_mode" || lower == "writable_schema";
+         lower == "locking_mode" || lower == "writable_schema" || lower == "recursive_triggers";
 }
 
 }  // namespace

@@ -49,6 +49,9 @@ absl::Status AboutFile(const absl::Status& status, const std::string& path) {
 // SQLite database or cannot run in WAL mode.
 absl::Status CheckWriter(Connection& writer) {
   if (auto s = writer.ExecInternal("SELECT count(*) FROM sqlite_schema"); !s.ok()) return s;
+  // Delete triggers also fire for rows that REPLACE removes, so that change
+  // capture during a reshard (common/reshard/change_capture.h) sees them.
+  if (auto s = writer.ExecInternal("PRAGMA recursive_triggers = ON"); !s.ok()) return s;
   auto mode = writer.db().Prepare("PRAGMA journal_mode");
   if (!mode.ok()) return mode.status();
   auto row = mode->Step();

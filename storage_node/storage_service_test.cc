@@ -262,7 +262,7 @@ TEST_F(StorageServiceTest, RefusesTransactionControlAndAttach) {
   MustExecute("CREATE TABLE t (id INTEGER PRIMARY KEY)");
   for (const char* sql :
        {"COMMIT", "BEGIN", "SAVEPOINT s", "ROLLBACK", "ATTACH DATABASE ':memory:' AS other",
-        "PRAGMA journal_mode=DELETE", "PRAGMA synchronous=OFF"}) {
+        "PRAGMA journal_mode=DELETE", "PRAGMA synchronous=OFF", "PRAGMA recursive_triggers=OFF"}) {
     auto response = Execute(Batch({Stmt("INSERT INTO t VALUES (1)"), Stmt(sql)}));
     ASSERT_FALSE(response.ok()) << sql;
     EXPECT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument) << sql;
@@ -273,6 +273,10 @@ TEST_F(StorageServiceTest, RefusesTransactionControlAndAttach) {
   auto mode = Execute(Batch({Stmt("PRAGMA journal_mode")}));
   ASSERT_TRUE(mode.ok()) << mode.status();
   EXPECT_EQ(mode->results(0).rows(0).values(0).text(), "wal");
+  // The writer fires delete triggers for rows REPLACE removes (reshard capture).
+  auto recursive = Execute(Batch({Stmt("PRAGMA recursive_triggers")}));
+  ASSERT_TRUE(recursive.ok()) << recursive.status();
+  EXPECT_EQ(recursive->results(0).rows(0).values(0).integer(), 1);
   auto columns = Execute(Batch({Stmt("PRAGMA table_info(t)")}, /*read_only=*/true));
   ASSERT_TRUE(columns.ok()) << columns.status();
   EXPECT_EQ(columns->results(0).rows(0).values(1).text(), "id");

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -81,6 +82,22 @@ Process::~Process() {
     waitpid(pid_, nullptr, 0);
   }
   if (stdout_fd_ >= 0) close(stdout_fd_);
+  // Under --config=asan/tsan the servers are instrumented too, but their
+  // reports land in their logs, which the test would never read: a report
+  // in any child's log fails the test run here, with the report shown.
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string log = ss.str();
+  for (const char* marker : {"WARNING: ThreadSanitizer:", "ERROR: AddressSanitizer:",
+                             "ERROR: LeakSanitizer:", "runtime error:"}) {
+    size_t at = log.find(marker);
+    if (at == std::string::npos) continue;
+    std::fprintf(stderr, "\nSANITIZER REPORT in child process log %s:\n%s\n", log_path_.c_str(),
+                 log.substr(at, 20000).c_str());
+    std::fflush(stderr);
+    _exit(66);
+  }
 }
 
 absl::StatusOr<std::string> Process::WaitForListening(absl::Duration timeout) {

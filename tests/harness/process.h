@@ -28,7 +28,9 @@ class Process {
   static absl::StatusOr<std::unique_ptr<Process>> Start(const std::vector<std::string>& argv,
                                                         const std::string& log_path,
                                                         const ProcessOptions& options = {});
-  // SIGKILLs a still-running child.
+  // SIGKILLs a still-running child. If the child's log holds a sanitizer
+  // report (ThreadSanitizer, AddressSanitizer, LeakSanitizer, UBSan), prints
+  // it and ends the whole test program with exit code 66.
   ~Process();
 
   // Reads stdout until a line "listening on ADDR" and returns ADDR.
