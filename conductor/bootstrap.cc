@@ -81,7 +81,7 @@ Conductor::Conductor(std::unique_ptr<TopologyStore> store, std::unique_ptr<Index
                IndexManagerOptions{options.storage_timeout}),
       tables_(store_.get(), &storage_, options, &indexes_, &job_queue_),
       executor_(&storage_, options.storage_timeout),
-      sql_(&tables_, store_.get(), &executor_, &indexes_),
+      sql_(&tables_, store_.get(), &executor_, &indexes_, &write_gate_),
       table_ops_service_(&tables_, &sql_),
       job_queue_service_(&job_queue_),
       index_build_service_(store_.get(), &indexes_) {}

@@ -68,6 +68,7 @@ class Conductor {
   JobQueue job_queue_;
   GrpcStorageClient storage_;
   IndexManager indexes_;
+  WriteGate write_gate_;
   TableOperations tables_;
   QueryExecutor executor_;
   SqlFrontDoor sql_;

@@ -127,13 +127,29 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::RunData(absl::string_view sql,
   }
   auto snapshot = store_->snapshot();
   const TableMeta* table = nullptr;
-  if (!statement->table.empty()) {
-    table = snapshot->FindActive(statement->table);
-    if (table == nullptr) {
-      return Error(
-          absl::StatusCode::kNotFound, reason::kTableNotFound,
-          absl::StrCat("no such table: ", statement->table, " (SHOW TABLES lists the tables)"));
+  std::unique_ptr<WriteGate::Pass> pass;
+  for (int round = 0; round < 2; ++round) {
+    table = nullptr;
+    if (!statement->table.empty()) {
+      table = snapshot->FindActive(statement->table);
+      if (table == nullptr) {
+        return Error(
+            absl::StatusCode::kNotFound, reason::kTableNotFound,
+            absl::StrCat("no such table: ", statement->table, " (SHOW TABLES lists the tables)"));
+      }
     }
+    if (explain || gate_ == nullptr || table == nullptr ||
+        statement->kind == sql::StatementKind::kSelect || pass != nullptr) {
+      break;
+    }
+    // Through the table's write gate; if it was closed, the topology may
+    // have changed meanwhile (a reshard switch): plan with a fresh one.
+    const int64_t version = snapshot->version;
+    auto entered = gate_->Enter(table->table_id, deadline);
+    if (!entered.ok()) return entered.status();
+    pass = std::move(*entered);
+    snapshot = store_->snapshot();
+    if (snapshot->version == version) break;
   }
   auto plan = PlanQuery(*statement, table, *snapshot, params, indexes_);
   if (!plan.ok()) return plan.status();

@@ -11,6 +11,7 @@
 #include "conductor/table_operations.h"
 #include "conductor/topology_store.h"
 #include "conductor/v1/table_ops.pb.h"
+#include "conductor/write_gate.h"
 
 namespace conductor {
 
@@ -19,10 +20,11 @@ class SqlFrontDoor {
   // Longer statements are refused; large values belong in parameters.
   static constexpr size_t kMaxSqlBytes = 4 << 20;
 
-  // `indexes` may be null: no index routing or maintenance.
+  // `indexes` may be null: no index routing or maintenance; `gate` may be
+  // null: writes are never held.
   SqlFrontDoor(TableOperations* tables, TopologyStore* store, QueryExecutor* executor,
-               IndexManager* indexes = nullptr)
-      : tables_(tables), store_(store), executor_(executor), indexes_(indexes) {}
+               IndexManager* indexes = nullptr, WriteGate* gate = nullptr)
+      : tables_(tables), store_(store), executor_(executor), indexes_(indexes), gate_(gate) {}
 
   absl::StatusOr<v1::ExecuteResponse> Execute(const v1::ExecuteRequest& request,
                                               absl::Time deadline);
@@ -38,6 +40,7 @@ class SqlFrontDoor {
   TopologyStore* store_;
   QueryExecutor* executor_;
   IndexManager* indexes_;
+  WriteGate* gate_;
 };
 
 // Renders epoch milliseconds as ISO 8601 UTC ("2026-11-23T21:05:00.123Z").
