@@ -80,11 +80,16 @@ Conductor::Conductor(std::unique_ptr<TopologyStore> store, std::unique_ptr<Index
       indexes_(store_.get(), &storage_, &job_queue_, std::move(entries),
                IndexManagerOptions{options.storage_timeout}),
       tables_(store_.get(), &storage_, options, &indexes_, &job_queue_),
+      reshards_(store_.get(), &storage_, &job_queue_, &indexes_, &write_gate_, &tables_,
+                ReshardOptions{options.storage_timeout}),
       executor_(&storage_, options.storage_timeout),
-      sql_(&tables_, store_.get(), &executor_, &indexes_, &write_gate_),
-      table_ops_service_(&tables_, &sql_),
+      sql_(&tables_, store_.get(), &executor_, &indexes_, &write_gate_, &reshards_),
+      table_ops_service_(&tables_, &sql_, &reshards_),
       job_queue_service_(&job_queue_),
-      index_build_service_(store_.get(), &indexes_) {}
+      index_build_service_(store_.get(), &indexes_),
+      reshard_service_(&reshards_) {
+  tables_.SetResharder(&reshards_);
+}
 
 void Conductor::Shutdown() { job_queue_.Shutdown(); }
 
@@ -156,6 +161,7 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
   conductor->tables_.StartBackgroundReconciler();
   conductor->job_queue_.StartReaper();
   conductor->indexes_.StartScheduler();
+  conductor->reshards_.StartCoordinator();
   return conductor;
 }
 

@@ -17,6 +17,8 @@
 #include "conductor/job_queue.h"
 #include "conductor/job_queue_service.h"
 #include "conductor/query_executor.h"
+#include "conductor/reshard_manager.h"
+#include "conductor/reshard_service.h"
 #include "conductor/sql_front_door.h"
 #include "conductor/storage_client.h"
 #include "conductor/table_operations.h"
@@ -49,7 +51,7 @@ class Conductor {
   static absl::StatusOr<std::unique_ptr<Conductor>> Start(const BootstrapOptions& options);
 
   std::vector<grpc::Service*> services() {
-    return {&table_ops_service_, &job_queue_service_, &index_build_service_};
+    return {&table_ops_service_, &job_queue_service_, &index_build_service_, &reshard_service_};
   }
 
   // The durable job queue, for the operations that enqueue jobs and
@@ -70,11 +72,13 @@ class Conductor {
   IndexManager indexes_;
   WriteGate write_gate_;
   TableOperations tables_;
+  ReshardManager reshards_;
   QueryExecutor executor_;
   SqlFrontDoor sql_;
   TableOpsService table_ops_service_;
   JobQueueService job_queue_service_;
   IndexBuildService index_build_service_;
+  ReshardService reshard_service_;
 };
 
 }  // namespace conductor

@@ -757,6 +757,16 @@ absl::Status IndexManager::Forget(int64_t index_id) {
   return entries_->DropIndex(index_id);
 }
 
+absl::Status IndexManager::ForgetShard(int64_t index_id, int32_t shard_id) {
+  {
+    std::lock_guard<std::mutex> lock(marks_mu_);
+    marks_.erase({index_id, shard_id});
+  }
+  ForgetCount(index_id);
+  auto removed = entries_->DeleteOlderThan(index_id, shard_id, INT64_MAX);
+  return removed.status();
+}
+
 IndexCounts IndexManager::Counts(int64_t index_id) const {
   IndexCounts counts;
   {

@@ -162,6 +162,8 @@ class IndexManager : public IndexResolver {
   void MarkDirty(int64_t index_id, const std::vector<int32_t>& shard_ids);
   // Removes an index's entries and marks (after DROP INDEX / DROP TABLE).
   absl::Status Forget(int64_t index_id);
+  // Removes the entries and marks of one shard (retired by a reshard).
+  absl::Status ForgetShard(int64_t index_id, int32_t shard_id);
   // entry_count may miss entries added in the last second (counting scans
   // the entries, so it is cached; a finished scan refreshes it).
   IndexCounts Counts(int64_t index_id) const;

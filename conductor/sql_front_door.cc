@@ -286,9 +286,46 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteReque
       if (!result.ok()) return result.status();
       return response;
     }
-    case sql::StatementKind::kReshardTable:
-    case sql::StatementKind::kReshardStatus:
-      return NotYet(sql::StatementKindName(stmt.kind), "online resharding");
+    case sql::StatementKind::kReshardTable: {
+      if (reshards_ == nullptr) return NotYet("PRAGMA reshardTable", "online resharding");
+      v1::ReshardTableRequest reshard;
+      reshard.set_table(stmt.table);
+      reshard.set_new_shard_count(static_cast<int32_t>(
+          std::max<int64_t>(INT32_MIN, std::min<int64_t>(INT32_MAX, stmt.number))));
+      auto result = reshards_->Start(reshard, deadline);
+      if (!result.ok()) return result.status();
+      const v1::ReshardStatus& s = result->status();
+      const bool nothing = result->change_log_id().empty();
+      ResultSetBuilder(&response, "RESHARD",
+                       {"change_log_id", "status", "message", "table_name", "source_shard_count",
+                        "target_shard_count"})
+          .Row({nothing ? NullValue() : Text(result->change_log_id()),
+                Text(nothing ? "unchanged" : "started"),
+                Text(nothing ? absl::StrCat("table ", s.table(), " already has ",
+                                            s.target_shard_count(), " shard(s); nothing to do")
+                             : absl::StrCat("resharding ", s.table(), " from ",
+                                            s.source_shard_count(), " to ", s.target_shard_count(),
+                                            " shards; follow it with PRAGMA reshardStatus('",
+                                            result->change_log_id(), "')")),
+                Text(s.table()), Int(s.source_shard_count()), Int(s.target_shard_count())});
+      return response;
+    }
+    case sql::StatementKind::kReshardStatus: {
+      if (reshards_ == nullptr) return NotYet("PRAGMA reshardStatus", "online resharding");
+      auto s = reshards_->Status(stmt.change_log_id);
+      if (!s.ok()) return s.status();
+      static const char* kPhases[] = {"unspecified", "pending",  "copying",
+                                      "switching",   "complete", "failed"};
+      const int phase = static_cast<int>(s->phase());
+      ResultSetBuilder(
+          &response, "RESHARD_STATUS",
+          {"change_log_id", "table_name", "phase", "rows_copied", "rows_total", "error"})
+          .Row({Text(s->change_log_id()), Text(s->table()),
+                Text(phase >= 0 && phase < 6 ? kPhases[phase] : "unspecified"),
+                Int(s->rows_copied()), Int(s->rows_total()),
+                s->error().empty() ? NullValue() : Text(s->error())});
+      return response;
+    }
     case sql::StatementKind::kSelect:
     case sql::StatementKind::kInsert:
     case sql::StatementKind::kUpdate:

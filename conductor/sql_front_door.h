@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "conductor/index_manager.h"
 #include "conductor/query_executor.h"
+#include "conductor/resharder.h"
 #include "conductor/table_operations.h"
 #include "conductor/topology_store.h"
 #include "conductor/v1/table_ops.pb.h"
@@ -23,8 +24,14 @@ class SqlFrontDoor {
   // `indexes` may be null: no index routing or maintenance; `gate` may be
   // null: writes are never held.
   SqlFrontDoor(TableOperations* tables, TopologyStore* store, QueryExecutor* executor,
-               IndexManager* indexes = nullptr, WriteGate* gate = nullptr)
-      : tables_(tables), store_(store), executor_(executor), indexes_(indexes), gate_(gate) {}
+               IndexManager* indexes = nullptr, WriteGate* gate = nullptr,
+               Resharder* reshards = nullptr)
+      : tables_(tables),
+        store_(store),
+        executor_(executor),
+        indexes_(indexes),
+        gate_(gate),
+        reshards_(reshards) {}
 
   absl::StatusOr<v1::ExecuteResponse> Execute(const v1::ExecuteRequest& request,
                                               absl::Time deadline);
@@ -41,6 +48,7 @@ class SqlFrontDoor {
   QueryExecutor* executor_;
   IndexManager* indexes_;
   WriteGate* gate_;
+  Resharder* reshards_;
 };
 
 // Renders epoch milliseconds as ISO 8601 UTC ("2026-11-23T21:05:00.123Z").

@@ -402,6 +402,7 @@ absl::StatusOr<v1::DropTableResponse> TableOperations::DropTable(
     if (request.if_exists()) return v1::DropTableResponse();
     return TableNotFound(request.table());
   }
+  if (auto s = CheckNoReshard(*table, "dropped"); !s.ok()) return s;
   if (auto s = CheckReachable(*storage_, snapshot->nodes, StorageDeadline(deadline)); !s.ok()) {
     return Annotate(s, absl::StrCat("table ", table->name, " was not dropped"));
   }
@@ -432,6 +433,7 @@ absl::StatusOr<v1::RenameTableResponse> TableOperations::RenameTable(
     if (busy != nullptr && busy->state == TableState::kRenaming) return TableBusy(*busy);
     return TableNotFound(request.table());
   }
+  if (auto s = CheckNoReshard(*table, "renamed"); !s.ok()) return s;
   if (table->name == request.new_name()) {
     v1::RenameTableResponse response;
     *response.mutable_table() = ToTableInfo(*table);
@@ -597,6 +599,16 @@ absl::StatusOr<v1::GetTableStatsResponse> TableOperations::GetTableStats(
   response.set_total_shards(static_cast<int32_t>(shards.size()));
   response.set_avg_rows_per_shard(answered == 0 ? 0.0 : static_cast<double>(total) / answered);
   return response;
+}
+
+absl::Status TableOperations::CheckNoReshard(const TableMeta& table, const char* what) {
+  if (resharder_ == nullptr) return absl::OkStatus();
+  auto active = resharder_->Active(table.table_id);
+  if (!active.ok()) return active.status();
+  if (!*active) return absl::OkStatus();
+  return Error(absl::StatusCode::kFailedPrecondition, reason::kReshardInProgress,
+               absl::StrCat("table ", table.name, " is being resharded and cannot be ", what,
+                            " until that finishes (PRAGMA reshardStatus follows it)"));
 }
 
 v1::ListTablesResponse TableOperations::ListTables() const {

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "conductor/index_manager.h"
 #include "conductor/job_queue.h"
+#include "conductor/resharder.h"
 #include "conductor/storage_client.h"
 #include "conductor/topology_store.h"
 #include "conductor/v1/table_ops.pb.h"
@@ -96,6 +97,16 @@ class TableOperations {
 
   static v1::TableInfo ToTableInfo(const TableMeta& table);
 
+  // DROP TABLE and RENAME refuse (FAILED_PRECONDITION, RESHARD_IN_PROGRESS)
+  // while `resharder` says a reshard of the table is active.
+  void SetResharder(Resharder* resharder) { resharder_ = resharder; }
+
+  // `count` shards on the least-loaded nodes (ids 0..count-1, active).
+  std::vector<ShardMeta> PlaceShards(const Snapshot& snapshot, int count) const;
+  // Serialises schema changes: takes the lock, waiting no longer than
+  // `deadline` (DEADLINE_EXCEEDED).
+  absl::StatusOr<std::unique_lock<std::timed_mutex>> LockSchema(absl::Time deadline);
+
  private:
   absl::Time StorageDeadline(absl::Time deadline) const;
   // Runs one write batch of `sql` on every node; returns the first failure.
@@ -110,15 +121,15 @@ class TableOperations {
   absl::Status ReconcileIndex(const IndexMeta& index, absl::Time deadline);
   // What is left of an index once its record is gone: entries, marks, jobs.
   void ForgetIndex(int64_t index_id);
-  std::vector<ShardMeta> PlaceShards(const Snapshot& snapshot, int count) const;
 
   TopologyStore* store_;
   StorageClient* storage_;
   TableOperationsOptions options_;
   IndexManager* indexes_;
   JobQueue* jobs_;
-  // Takes ddl_mu_, waiting no longer than `deadline` (DEADLINE_EXCEEDED).
-  absl::StatusOr<std::unique_lock<std::timed_mutex>> LockSchema(absl::Time deadline);
+  Resharder* resharder_ = nullptr;
+  // FAILED_PRECONDITION (RESHARD_IN_PROGRESS) while a reshard of `table` is active.
+  absl::Status CheckNoReshard(const TableMeta& table, const char* what);
 
   // Serialises schema changes (they are rare; data statements never take it).
   std::timed_mutex ddl_mu_;

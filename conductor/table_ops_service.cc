@@ -1,5 +1,8 @@
 #include "conductor/table_ops_service.h"
 
+#include <chrono>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "common/server.h"
@@ -24,20 +27,43 @@ grpc::Status NotYet(const char* what) {
 
 }  // namespace
 
-grpc::Status TableOpsService::ReshardTable(grpc::ServerContext*, const v1::ReshardTableRequest*,
-                                           v1::ReshardTableResponse*) {
-  return NotYet("ReshardTable (online resharding)");
+grpc::Status TableOpsService::ReshardTable(grpc::ServerContext* context,
+                                           const v1::ReshardTableRequest* request,
+                                           v1::ReshardTableResponse* response) {
+  if (reshards_ == nullptr) return NotYet("ReshardTable (online resharding)");
+  return Reply(reshards_->Start(*request, CallDeadline(*context)), response);
 }
 
 grpc::Status TableOpsService::GetReshardStatus(grpc::ServerContext*,
-                                               const v1::GetReshardStatusRequest*,
-                                               v1::ReshardStatus*) {
-  return NotYet("GetReshardStatus (online resharding)");
+                                               const v1::GetReshardStatusRequest* request,
+                                               v1::ReshardStatus* response) {
+  if (reshards_ == nullptr) return NotYet("GetReshardStatus (online resharding)");
+  return Reply(reshards_->Status(request->change_log_id()), response);
 }
 
-grpc::Status TableOpsService::WatchReshard(grpc::ServerContext*, const v1::GetReshardStatusRequest*,
-                                           grpc::ServerWriter<v1::ReshardStatus>*) {
-  return NotYet("WatchReshard (online resharding)");
+grpc::Status TableOpsService::WatchReshard(grpc::ServerContext* context,
+                                           const v1::GetReshardStatusRequest* request,
+                                           grpc::ServerWriter<v1::ReshardStatus>* writer) {
+  if (reshards_ == nullptr) return NotYet("WatchReshard (online resharding)");
+  // Every change of phase or progress, then the end after a terminal phase.
+  std::string last;
+  while (!context->IsCancelled()) {
+    auto status = reshards_->Status(request->change_log_id());
+    if (!status.ok()) return ToGrpcStatus(status.status());
+    v1::ReshardStatus shown = *status;
+    shown.clear_updated_at_ms();
+    std::string now = shown.SerializeAsString();
+    if (now != last) {
+      if (!writer->Write(*status)) return grpc::Status::OK;
+      last = now;
+    }
+    if (status->phase() == v1::RESHARD_PHASE_COMPLETE ||
+        status->phase() == v1::RESHARD_PHASE_FAILED) {
+      return grpc::Status::OK;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
 }
 
 grpc::Status TableOpsService::CreateIndex(grpc::ServerContext* context,

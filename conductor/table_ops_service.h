@@ -4,6 +4,7 @@
 #ifndef CONDUCTOR_CONDUCTOR_TABLE_OPS_SERVICE_H_
 #define CONDUCTOR_CONDUCTOR_TABLE_OPS_SERVICE_H_
 
+#include "conductor/resharder.h"
 #include "conductor/sql_front_door.h"
 #include "conductor/table_operations.h"
 #include "conductor/v1/table_ops.grpc.pb.h"
@@ -12,7 +13,9 @@ namespace conductor {
 
 class TableOpsService final : public v1::TableOps::Service {
  public:
-  TableOpsService(TableOperations* tables, SqlFrontDoor* sql) : tables_(tables), sql_(sql) {}
+  // `reshards` may be null: the reshard RPCs answer UNIMPLEMENTED.
+  TableOpsService(TableOperations* tables, SqlFrontDoor* sql, Resharder* reshards = nullptr)
+      : tables_(tables), sql_(sql), reshards_(reshards) {}
 
   grpc::Status Execute(grpc::ServerContext* context, const v1::ExecuteRequest* request,
                        v1::ExecuteResponse* response) override;
@@ -33,8 +36,8 @@ class TableOpsService final : public v1::TableOps::Service {
   grpc::Status ListIndexes(grpc::ServerContext* context, const v1::ListIndexesRequest* request,
                            v1::ListIndexesResponse* response) override;
 
-  // Not available yet; they answer UNIMPLEMENTED with an ErrorInfo like every
-  // other failure (gRPC's default answer carries none).
+  // Online resharding (ReshardManager). WatchReshard sends the status at
+  // once, then on every change, and ends after complete or failed.
   grpc::Status ReshardTable(grpc::ServerContext* context, const v1::ReshardTableRequest* request,
                             v1::ReshardTableResponse* response) override;
   grpc::Status GetReshardStatus(grpc::ServerContext* context,
@@ -51,6 +54,7 @@ class TableOpsService final : public v1::TableOps::Service {
  private:
   TableOperations* tables_;
   SqlFrontDoor* sql_;
+  Resharder* reshards_;
 };
 
 }  // namespace conductor

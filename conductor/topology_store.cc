@@ -113,13 +113,36 @@ CREATE TABLE IF NOT EXISTS virtual_index_columns (
 );
 )sql";
 
+// Version 4: online resharding (docs/resharding-plan.md). Shard id lists are
+// comma-separated; `switched` = the targets are active and the sources
+// retiring (only the clean-up is left).
+constexpr char kSchemaV4[] = R"sql(
+CREATE TABLE IF NOT EXISTS reshard_operations (
+  change_log_id TEXT PRIMARY KEY,
+  table_id INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  phase TEXT NOT NULL
+    CHECK (phase IN ('pending', 'copying', 'switching', 'complete', 'failed')),
+  switched INTEGER NOT NULL DEFAULT 0,
+  source_shard_ids TEXT NOT NULL,
+  target_shard_ids TEXT NOT NULL,
+  rows_total INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '',
+  write_pause_ms INTEGER NOT NULL DEFAULT 0,
+  started_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reshard_operations_by_table ON reshard_operations (table_id, phase);
+)sql";
+
 // Each step upgrades a file of version to_version - 1; Migrate() applies every
 // step above the file's version, in order, in one transaction.
 struct MigrationStep {
   int to_version;
   const char* sql;
 };
-constexpr MigrationStep kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
+constexpr MigrationStep kMigrations[] = {
+    {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == TopologyStore::kSchemaVersion,
               "one migration step per schema version");
 

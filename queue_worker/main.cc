@@ -19,6 +19,7 @@
 #include "common/server.h"
 #include "queue_worker/index_jobs.h"
 #include "queue_worker/job_runner.h"
+#include "queue_worker/reshard_jobs.h"
 
 ABSL_FLAG(std::string, conductor, "", "HOST:PORT of the conductor (required)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
@@ -71,6 +72,11 @@ int main(int argc, char** argv) {
   conductor::JobRunner runner(options);
   conductor::IndexJobs index_jobs(index_options);
   if (auto s = index_jobs.RegisterWith(runner); !s.ok()) return Fail(std::string(s.message()), 2);
+  conductor::ReshardJobOptions reshard_options;
+  reshard_options.conductor = options.conductor;
+  reshard_options.scan_rows_per_s = index_options.scan_rows_per_s;
+  conductor::ReshardJobs reshard_jobs(reshard_options);
+  if (auto s = reshard_jobs.RegisterWith(runner); !s.ok()) return Fail(std::string(s.message()), 2);
   if (auto s = runner.Start(); !s.ok()) return Fail(std::string(s.message()), 2);
   conductor::ServerConfig server;
   server.listen = absl::GetFlag(FLAGS_listen);

@@ -79,4 +79,42 @@ std::string TrimChangesSql(const std::string& table) {
   return absl::StrCat("DELETE FROM ", QuoteIdentifier(ChangesTable(table)), " WHERE seq <= ?1");
 }
 
+std::string ReadShardChangesSql(const std::string& table,
+                                const std::vector<std::string>& primary_key) {
+  std::vector<std::string> columns = {"seq", "shard"};
+  for (const auto& column : primary_key) columns.push_back(QuoteIdentifier(column));
+  return absl::StrCat("SELECT ", absl::StrJoin(columns, ", "), " FROM ",
+                      QuoteIdentifier(ChangesTable(table)),
+                      " WHERE seq > ?1 AND shard = ?3 ORDER BY seq LIMIT ?2");
+}
+
+std::string TrimShardChangesSql(const std::string& table) {
+  return absl::StrCat("DELETE FROM ", QuoteIdentifier(ChangesTable(table)),
+                      " WHERE seq <= ?1 AND shard = ?2");
+}
+
+std::string FenceTable(const std::string& table) {
+  return absl::StrCat("_conductor_fence_", table);
+}
+
+std::string CreateFenceSql(const std::string& table) {
+  return absl::StrCat("CREATE TABLE IF NOT EXISTS ", QuoteIdentifier(FenceTable(table)),
+                      " (source INTEGER PRIMARY KEY, attempt INTEGER NOT NULL)");
+}
+
+std::string RaiseFenceSql(const std::string& table) {
+  return absl::StrCat("INSERT INTO ", QuoteIdentifier(FenceTable(table)),
+                      " (source, attempt) VALUES (?1, ?2) ON CONFLICT (source) DO UPDATE SET "
+                      "attempt = max(attempt, excluded.attempt)");
+}
+
+std::string FenceGuardSql(const std::string& table) {
+  return absl::StrCat("SELECT CASE WHEN (SELECT attempt FROM ", QuoteIdentifier(FenceTable(table)),
+                      " WHERE source = ?1) = ?2 THEN 1 ELSE abs(-9223372036854775807 - 1) END");
+}
+
+std::string DropFenceSql(const std::string& table) {
+  return absl::StrCat("DROP TABLE IF EXISTS ", QuoteIdentifier(FenceTable(table)));
+}
+
 }  // namespace conductor::reshard

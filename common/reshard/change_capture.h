@@ -41,6 +41,32 @@ std::string ReadChangesSql(const std::string& table, const std::vector<std::stri
 // Forgets the changes up to a sequence number (applied): DELETE … WHERE seq <= ?1.
 std::string TrimChangesSql(const std::string& table);
 
+// The same for one source shard. Several source shards of a table can live on
+// one node and share its changes table, and each is caught up on its own: a
+// catch-up must neither skip nor forget another shard's changes.
+//   SELECT seq, shard, <primary key columns> FROM <changes>
+//   WHERE seq > ?1 AND shard = ?3 ORDER BY seq LIMIT ?2
+std::string ReadShardChangesSql(const std::string& table,
+                                const std::vector<std::string>& primary_key);
+//   DELETE FROM <changes> WHERE seq <= ?1 AND shard = ?2
+std::string TrimShardChangesSql(const std::string& table);
+
+// Fencing of copy attempts on a target node: each ReshardTableJob attempt
+// raises the fence of its source shard to its attempt number, and every
+// batch it writes starts with the guard, which fails the whole batch
+// (integer overflow) unless the fence still holds that attempt. The
+// conductor raises the fence to kFenceClosed before it applies changes
+// itself, so a stale worker can never overwrite a newer row.
+inline constexpr int64_t kFenceClosed = INT64_MAX;
+std::string FenceTable(const std::string& table);
+// CREATE TABLE IF NOT EXISTS <fence> (source INTEGER PRIMARY KEY, attempt INTEGER NOT NULL)
+std::string CreateFenceSql(const std::string& table);
+// Raises the fence of source ?1 to ?2 (never lowers it).
+std::string RaiseFenceSql(const std::string& table);
+// The guard: binds ?1 = source, ?2 = attempt.
+std::string FenceGuardSql(const std::string& table);
+std::string DropFenceSql(const std::string& table);
+
 }  // namespace conductor::reshard
 
 #endif  // CONDUCTOR_COMMON_RESHARD_CHANGE_CAPTURE_H_

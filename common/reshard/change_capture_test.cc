@@ -109,5 +109,33 @@ TEST_F(ChangeCaptureTest, TrimForgetsAppliedChangesAndDisableRemovesEverything) 
   Run({"INSERT INTO \"odd \"\"name\" VALUES (2, 4, 'd', 'd')"});  // writes still work
 }
 
+TEST_F(ChangeCaptureTest, TheFenceFailsBatchesOfStaleAttempts) {
+  Run({CreateFenceSql(kTable)});
+  auto raise = [&](int64_t attempt) {
+    auto stmt = db_->Prepare(RaiseFenceSql(kTable));
+    ASSERT_TRUE(stmt.ok());
+    stmt->BindInt64(1, 3).IgnoreError();
+    stmt->BindInt64(2, attempt).IgnoreError();
+    ASSERT_TRUE(stmt->Run().ok());
+  };
+  auto guard = [&](int64_t attempt) {
+    auto stmt = db_->Prepare(FenceGuardSql(kTable));
+    EXPECT_TRUE(stmt.ok());
+    stmt->BindInt64(1, 3).IgnoreError();
+    stmt->BindInt64(2, attempt).IgnoreError();
+    return stmt->Step().status();
+  };
+  EXPECT_FALSE(guard(1).ok()) << "no fence yet: nobody may write";
+  raise(2);
+  EXPECT_TRUE(guard(2).ok());
+  EXPECT_FALSE(guard(1).ok());
+  raise(1);  // never lowered
+  EXPECT_FALSE(guard(1).ok());
+  EXPECT_TRUE(guard(2).ok());
+  raise(kFenceClosed);
+  EXPECT_FALSE(guard(2).ok()) << "closed for every attempt";
+  Run({DropFenceSql(kTable), DropFenceSql(kTable)});
+}
+
 }  // namespace
 }  // namespace conductor::reshard
