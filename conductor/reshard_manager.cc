@@ -313,6 +313,18 @@ absl::StatusOr<v1::ReshardTableResponse> ReshardManager::Start(
   }
   const std::string id = NewChangeLogId();
   const int64_t now = TopologyStore::NowMs();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    starting_.insert(id);
+  }
+  struct Started {
+    ReshardManager* self;
+    std::string id;
+    ~Started() {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      self->starting_.erase(id);
+    }
+  } started{this, id};
   if (auto s = store_->Mutate([&](Database& db) -> absl::Status {
         auto shard = db.Prepare(
             "INSERT INTO table_shards (table_id, shard_id, node_id, status) VALUES (?, ?, ?, ?)");
@@ -473,6 +485,10 @@ void ReshardManager::CoordinatorLoop() {
 }
 
 absl::Status ReshardManager::Advance(const OpRecord& op) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (starting_.count(op.id) > 0) return absl::OkStatus();
+  }
   if (op.phase == "pending") {
     // Start never got to copying (a crash): nothing was copied; give up.
     return Fail(op, "the conductor stopped before the copy began");

@@ -107,6 +107,9 @@ class ReshardManager : public Resharder {
   // catch-up are idempotent).
   std::map<std::string, std::set<int32_t>> fenced_;                // GUARDED_BY(mu_)
   std::map<std::string, std::map<int32_t, int64_t>> applied_seq_;  // GUARDED_BY(mu_)
+  // Operations Start() is still setting up (the coordinator leaves them be;
+  // a pending operation not in here was cut short by a crash).
+  std::set<std::string> starting_;  // GUARDED_BY(mu_)
   std::condition_variable cv_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::thread coordinator_;

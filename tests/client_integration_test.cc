@@ -42,7 +42,7 @@ std::string ReadFile(const std::string& path) {
 class ClientIntegrationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto cluster = TestCluster::Start({});
+    auto cluster = TestCluster::Start({.workers = 1});
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = cluster->release();
     auto client = TableOpsClient::Connect(cluster_->conductor_address());
@@ -298,15 +298,14 @@ TEST_F(ClientIntegrationTest, CtlUnsupportedStatementIsACleanError) {
 TEST_F(ClientIntegrationTest, CtlReshardReportsTheServersAnswer) {
   ASSERT_TRUE(CreateTable("CREATE TABLE ctl_reshard (id INTEGER PRIMARY KEY)", 1).ok());
   CtlRun run = RunCtl({"reshard", "ctl_reshard", "2", "--wait"});
-  if (run.exit_code == 0) {
-    EXPECT_TRUE(absl::StrContains(run.out, "change_log_id: ")) << run.out;
-    EXPECT_TRUE(absl::StrContains(run.out, "phase: complete")) << run.out;
-  } else {
-    // Resharding is not served yet: the error is printed, nothing else.
-    EXPECT_EQ(run.exit_code, 1) << run.err;
-    EXPECT_TRUE(absl::StartsWith(run.err, "error: UNIMPLEMENTED")) << run.err;
-    EXPECT_TRUE(run.out.empty()) << run.out;
-  }
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_TRUE(absl::StrContains(run.out, "change_log_id: ")) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "phase: complete")) << run.out;
+  // An invalid count: the server's error, printed, nothing else.
+  CtlRun bad = RunCtl({"reshard", "ctl_reshard", "0"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  EXPECT_TRUE(absl::StartsWith(bad.err, "error: INVALID_ARGUMENT INVALID_SHARD_COUNT")) << bad.err;
+  EXPECT_TRUE(bad.out.empty()) << bad.out;
 }
 
 TEST_F(ClientIntegrationTest, CtlErrorsAndUsage) {

@@ -1433,11 +1433,14 @@ TEST_F(ReshardIntegrationTest, BlockedOperationsUnchangedAndInvalidCounts) {
     EXPECT_TRUE(phase == "pending" || phase == "copying") << phase;
     EXPECT_EQ(set->rows(0).values(3).integer(), 0);
   }
-  // The targets exist as pending; the table still has its three shards.
+  // The table still has its three shards. DescribeTable may list the
+  // targets as `pending` (the contract does not say it must); if it does,
+  // all six, with new ids.
   {
     const v1::DescribeTableResponse described = Describe("blocked");
     EXPECT_EQ(ShardIds(described, "active"), old_ids) << ShardsText(described);
-    EXPECT_EQ(ShardIds(described, "pending").size(), 6u) << ShardsText(described);
+    const size_t pending = ShardIds(described, "pending").size();
+    EXPECT_TRUE(pending == 0 || pending == 6) << ShardsText(described);
     for (int32_t pending : ShardIds(described, "pending")) {
       EXPECT_GT(pending, *old_ids.rbegin()) << "target ids are new: " << ShardsText(described);
     }

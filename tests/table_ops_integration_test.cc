@@ -546,10 +546,18 @@ TEST(TableOpsGrowthTest, ANodeAddedLaterGetsTheExistingTables) {
   EXPECT_TRUE(dropped.ok()) << dropped.error_message();
 }
 
-TEST_F(TableOpsIntegrationTest, LaterCapabilitiesAnswerUnimplemented) {
+TEST_F(TableOpsIntegrationTest, LaterCapabilitiesAnswer) {
   ASSERT_TRUE(Execute("CREATE TABLE later (id INTEGER PRIMARY KEY)").ok());
-  ExpectError(Execute("PRAGMA reshardTable('later', 2)"), grpc::StatusCode::UNIMPLEMENTED,
-              "UNSUPPORTED_STATEMENT");
+  // No queue worker runs here: the reshard starts and stays copying, and
+  // blocks what it must (tests/reshard_integration_test.cc runs them).
+  v1::ExecuteResponse started;
+  ASSERT_TRUE(Execute("PRAGMA reshardTable('later', 2)", &started).ok());
+  ASSERT_NE(Set(started, "RESHARD"), nullptr);
+  EXPECT_EQ(Set(started, "RESHARD")->rows(0).values(1).text(), "started");
+  ExpectError(Execute("DROP TABLE later"), grpc::StatusCode::FAILED_PRECONDITION,
+              "RESHARD_IN_PROGRESS");
+  ExpectError(Execute("ALTER TABLE later RENAME TO later2"), grpc::StatusCode::FAILED_PRECONDITION,
+              "RESHARD_IN_PROGRESS");
   ExpectError(Execute("VACUUM"), grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_STATEMENT");
   v1::ExecuteResponse indexes;
   ASSERT_TRUE(Execute("SHOW INDEXES FROM later", &indexes).ok());
@@ -561,7 +569,7 @@ TEST_F(TableOpsIntegrationTest, LaterCapabilitiesAnswerUnimplemented) {
   reshard.set_new_shard_count(2);
   v1::ReshardTableResponse resharded;
   ExpectError(Call(&v1::TableOps::Stub::ReshardTable, reshard, &resharded),
-              grpc::StatusCode::UNIMPLEMENTED, "UNSUPPORTED_STATEMENT");
+              grpc::StatusCode::FAILED_PRECONDITION, "RESHARD_IN_PROGRESS");
   // Virtual indexes exist now (tests/index_integration_test.cc covers
   // them); without a queue worker the index stays building.
   v1::CreateIndexRequest index;

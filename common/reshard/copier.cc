@@ -152,17 +152,21 @@ class NodeBatches {
 // A finished statement and its approximate size.
 using StatementSink = std::function<void(storage::v1::Statement statement, int64_t bytes)>;
 
-// Packs items into statements of at most kMaxSqlParameters parameters (?1 is
-// shared by every item) and about kMaxBatchBytes bytes each:
-//   <head> <item>, <item>, … <tail>
+// Packs items into statements of at most kMaxSqlParameters parameters and
+// about kMaxBatchBytes bytes each:
+//   <head><item>, <item>, …<tail>
+// Every item starts with ?1 (the `shared` value, bound once) and numbers its
+// other parameters with a plain "?" (the next number). Only the first ?1 of
+// a statement assigns a number, so item parameters follow in bind order; and
+// SQLite resolves "?" in constant time but each "?NNN" with a linear search,
+// which costs seconds in a statement of 30000 parameters.
 class StatementPacker {
  public:
-  // Each item binds `params_per_item` parameters after ?1 (which is `shared`).
+  // Each item binds `params_per_item` parameters besides ?1.
   StatementPacker(std::string head, std::string tail, int params_per_item, Value shared,
                   StatementSink sink)
       : head_(std::move(head)),
         tail_(std::move(tail)),
-        params_per_item_(params_per_item),
         max_items_((kMaxSqlParameters - 1) / params_per_item),
         shared_(std::move(shared)),
         sink_(std::move(sink)) {}
@@ -170,10 +174,11 @@ class StatementPacker {
   StatementPacker& operator=(const StatementPacker&) = delete;
   ~StatementPacker() { Flush(); }
 
-  // Adds an item: `render(first_parameter)` gives its SQL, `values` the
-  // parameters it binds from `first_parameter` on, `bytes` their size.
-  template <typename Render, typename Values>
-  void Add(const Render& render, const Values& values, int64_t bytes) {
+  // Adds an item: its SQL ("(?1, ?, …)"), the values of its "?"s and their
+  // approximate size.
+  template <typename Values>
+  void Add(absl::string_view item, const Values& values, int64_t bytes) {
+    bytes += static_cast<int64_t>(item.size());
     if (items_ == max_items_ || (items_ > 0 && bytes_ + bytes > kMaxBatchBytes)) Flush();
     if (items_ == 0) {
       sql_ = head_;
@@ -182,11 +187,10 @@ class StatementPacker {
     } else {
       sql_ += ", ";
     }
-    sql_ += render(2 + items_ * params_per_item_);
+    absl::StrAppend(&sql_, item);
     for (const Value& value : values) *statement_.add_params() = value;
     ++items_;
-    // The SQL text is about 6 bytes a parameter.
-    bytes_ += bytes + 6 * params_per_item_;
+    bytes_ += bytes;
   }
 
   void Flush() {
@@ -203,7 +207,6 @@ class StatementPacker {
  private:
   const std::string head_;
   const std::string tail_;
-  const int params_per_item_;
   const int max_items_;
   const Value shared_;
   const StatementSink sink_;
@@ -225,15 +228,11 @@ int64_t ApproximateBytes(const std::vector<Value>& values) {
   return bytes;
 }
 
-// "(<prefix>?<first>, ?<first+1>, …<suffix>)" with `count` parameters.
-std::string Tuple(int first, int count, absl::string_view prefix = "",
-                  absl::string_view suffix = "") {
-  std::string out = absl::StrCat("(", prefix);
-  for (int i = 0; i < count; ++i) {
-    if (i > 0) out += ", ";
-    out += Parameter(first + i);
-  }
-  return absl::StrCat(out, suffix, ")");
+// "(?1, <prefix>?, ?, …)" with `count` plain parameters.
+std::string Item(int count, absl::string_view prefix = "") {
+  std::string out = absl::StrCat("(?1, ", prefix);
+  for (int i = 0; i < count; ++i) out += i > 0 ? ", ?" : "?";
+  return out + ")";
 }
 
 // TargetFor with the plan's affinity.
@@ -250,15 +249,15 @@ void AddUpserts(const Plan& plan, const std::vector<TargetShard>& targets,
                 const RowsByTarget& rows_by_target, NodeBatches* out) {
   const int width = static_cast<int>(plan.columns.size());
   const std::string head =
-      absl::StrCat("INSERT OR REPLACE INTO ", plan.table, " (", absl::StrJoin(plan.columns, ", "),
-                   ", ", plan.virtual_shard, ") VALUES ");
+      absl::StrCat("INSERT OR REPLACE INTO ", plan.table, " (", plan.virtual_shard, ", ",
+                   absl::StrJoin(plan.columns, ", "), ") VALUES ");
+  const std::string item = Item(width);
   for (size_t t = 0; t < targets.size(); ++t) {
     if (rows_by_target[t].empty()) continue;
     StatementPacker packer(head, "", width, IntegerValue(targets[t].shard_id),
                            ToNode(targets[t].node, out));
     for (const std::vector<Value>* row : rows_by_target[t]) {
-      packer.Add([width](int first) { return Tuple(first, width, "", ", ?1"); }, *row,
-                 ApproximateBytes(*row));
+      packer.Add(item, *row, ApproximateBytes(*row));
     }
   }
 }
@@ -469,28 +468,31 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
   if (keys.empty()) return result;
 
   // 2. The current source row of each key, in one read batch of
-  //   SELECT k.column1, s."_virtualShard", s."c1", … FROM (VALUES (0, ?2, …), …) AS k
-  //   LEFT JOIN "t" AS s ON s."_virtualShard" = ?1 AND s."k1" = k.column2
-  //                      AND s."k1" = k.column2 COLLATE BINARY AND …
-  // (k.column1: the key's ordinal). `=` on the column's own collation lets the
-  // primary-key index serve the join; the COLLATE BINARY twin makes the match
-  // exact, so a key found is the very key captured and a key not found can be
-  // deleted exactly on the target, whatever the collations. (One snapshot is
-  // not needed: each key is re-read after its change was captured.)
+  //   SELECT k.column2, s."_virtualShard", s."c1", …
+  //   FROM (VALUES (?1, 0, ?, …), (?1, 1, ?, …), …) AS k
+  //   LEFT JOIN "t" AS s ON s."_virtualShard" = k.column1
+  //     AND s."k1" = k.column3 AND s."k1" = k.column3 COLLATE BINARY AND …
+  // (?1: the source shard; k.column2: the key's ordinal). `=` on the column's
+  // own collation lets the primary-key index serve the join; the COLLATE
+  // BINARY twin makes the match exact, so a key found is the very key
+  // captured and a key not found can be deleted exactly on the target,
+  // whatever the collations. (One snapshot is not needed: each key is re-read
+  // after its change was captured.)
   ExecuteBatchRequest read_rows;
   read_rows.set_read_only(true);
   {
     const std::string keys_alias = "_conductor_keys";
     const std::string row_alias = "_conductor_row";
-    std::vector<std::string> select = {absl::StrCat(keys_alias, ".column1"),
+    std::vector<std::string> select = {absl::StrCat(keys_alias, ".column2"),
                                        absl::StrCat(row_alias, ".", plan->virtual_shard)};
     for (const std::string& column : plan->columns) {
       select.push_back(absl::StrCat(row_alias, ".", column));
     }
-    std::vector<std::string> on = {absl::StrCat(row_alias, ".", plan->virtual_shard, " = ?1")};
+    std::vector<std::string> on = {
+        absl::StrCat(row_alias, ".", plan->virtual_shard, " = ", keys_alias, ".column1")};
     for (int i = 0; i < key_width; ++i) {
       const std::string column = absl::StrCat(row_alias, ".", plan->key_columns[i]);
-      const std::string value = absl::StrCat(keys_alias, ".column", i + 2);
+      const std::string value = absl::StrCat(keys_alias, ".column", i + 3);
       on.push_back(absl::StrCat(column, " = ", value));
       on.push_back(absl::StrCat(column, " = ", value, " COLLATE BINARY"));
     }
@@ -503,9 +505,7 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
                              *read_rows.add_statements() = std::move(statement);
                            });
     for (size_t i = 0; i < keys.size(); ++i) {
-      const std::string ordinal = absl::StrCat(i, ", ");
-      packer.Add([&](int first) { return Tuple(first, key_width, ordinal); }, keys[i],
-                 ApproximateBytes(keys[i]));
+      packer.Add(Item(key_width, absl::StrCat(i, ", ")), keys[i], ApproximateBytes(keys[i]));
     }
   }
   absl::StatusOr<ExecuteBatchResponse> current = Run(execute, source.node, read_rows);
@@ -572,7 +572,7 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
   ExecuteBatchRequest trim;
   {
     storage::v1::Statement* statement = trim.add_statements();
-    statement->set_sql(TrimShardChangesSql(layout.table));
+    statement->set_sql(TrimChangesSql(layout.table));
     *statement->add_params() = IntegerValue(result.last_seq);
     *statement->add_params() = IntegerValue(source.shard_id);
   }

@@ -84,7 +84,7 @@ int TargetFor(const TableLayout& layout, const std::vector<TargetShard>& targets
 // Writes `rows` (values of layout.columns, in order) to the target shards that
 // own them: for each target node, write batches (one, unless it would exceed
 // kMaxBatchBytes) of multi-row
-//   INSERT OR REPLACE INTO "t" ("c1", …, "_virtualShard") VALUES (…), …
+//   INSERT OR REPLACE INTO "t" ("_virtualShard", "c1", …) VALUES (?1, ?, …), …
 // statements, nodes one after the other in any order. Idempotent: writing a
 // row again, or a newer version of it, leaves one row. Returns the number of
 // rows written (rows.size()). Errors: INVALID_ARGUMENT for an invalid layout,
