@@ -498,7 +498,9 @@ absl::Status IndexManager::CheckUnique(const TableMeta& table, const IndexMeta& 
     for (const ShardMeta& s : table.shards) {
       if (s.shard_id == shard_id) shard = &s;
     }
-    if (shard == nullptr) continue;
+    // Only active shards hold the table's rows (pending and retiring ones
+    // of a reshard hold copies).
+    if (shard == nullptr || shard->status != shard_status::kActive) continue;
     const NodeMeta* node = snapshot->FindNode(shard->node_id);
     NodeBatch& batch = batches[shard->node_id];
     batch.node = node != nullptr ? *node : NodeMeta{shard->node_id, ""};

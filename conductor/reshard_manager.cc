@@ -292,6 +292,23 @@ absl::StatusOr<v1::ReshardTableResponse> ReshardManager::Start(
     if (shard.status == shard_status::kActive) sources.push_back(shard.shard_id);
     next_id = std::max(next_id, shard.shard_id + 1);
   }
+  // Shard ids only grow: not even the targets of a failed reshard come back.
+  if (auto s = store_->Transact([&](Database& db) -> absl::Status {
+        auto stmt =
+            db.Prepare("SELECT target_shard_ids FROM reshard_operations WHERE table_id = ?");
+        if (!stmt.ok()) return stmt.status();
+        stmt->BindInt64(1, table->table_id).IgnoreError();
+        while (true) {
+          auto row = stmt->Step();
+          if (!row.ok()) return row.status();
+          if (!*row) break;
+          for (int32_t id : ParseIds(stmt->ColumnText(0))) next_id = std::max(next_id, id + 1);
+        }
+        return absl::OkStatus();
+      });
+      !s.ok()) {
+    return s;
+  }
   v1::ReshardTableResponse response;
   if (static_cast<int>(sources.size()) == request.new_shard_count()) {
     // Nothing to do: no operation is recorded.
@@ -493,7 +510,15 @@ absl::Status ReshardManager::Advance(const OpRecord& op) {
     // Start never got to copying (a crash): nothing was copied; give up.
     return Fail(op, "the conductor stopped before the copy began");
   }
-  if (op.switched) return CleanUp(op);
+  if (op.switched) {
+    // Reads planned before the switch may still be reading the retired
+    // shards; they end within the storage timeout.
+    if (absl::Now() <
+        absl::FromUnixMillis(op.updated_at_ms) + options_.storage_timeout + absl::Seconds(1)) {
+      return absl::OkStatus();
+    }
+    return CleanUp(op);
+  }
   if (op.phase == "switching") {
     // The switch did not commit before a crash: the gate lives in memory,
     // so no write is held; copy on.
@@ -662,9 +687,7 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
   gate_->Open(op.table_id);
   LogInfo("reshard %s of %s: switched to %d shards; writes paused %d ms", op.id, op.table_name,
           static_cast<int>(target_ids.size()), static_cast<int>(pause_ms));
-  auto after = Load(op.id);
-  if (!after.ok()) return after.status();
-  return CleanUp(*after);
+  return absl::OkStatus();  // the clean-up follows (Advance)
 }
 
 absl::Status ReshardManager::CleanUp(const OpRecord& op) {
@@ -719,28 +742,9 @@ absl::Status ReshardManager::CleanUp(const OpRecord& op) {
 absl::Status ReshardManager::Fail(const OpRecord& op, const std::string& error) {
   auto cancelled = jobs_->Cancel(JobOperation(op.id));
   if (!cancelled.ok()) return cancelled.status();
-  auto snapshot = store_->snapshot();
-  const TableMeta* table = TableById(*snapshot, op.table_id);
-  if (table != nullptr) {
-    std::vector<NodeBatch> batches;
-    const std::string targets = JoinIds(op.targets);
-    for (const NodeMeta& node : snapshot->nodes) {
-      NodeBatch batch{node, {}};
-      batch.request.add_statements()->set_sql(
-          absl::StrCat("DELETE FROM ", QuoteIdentifier(table->name), " WHERE ",
-                       sql::kVirtualShardColumn, " IN (", targets.empty() ? "NULL" : targets, ")"));
-      for (const auto& sql : reshard::DisableCaptureSql(table->name)) {
-        batch.request.add_statements()->set_sql(sql);
-      }
-      batch.request.add_statements()->set_sql(reshard::DropFenceSql(table->name));
-      batches.push_back(std::move(batch));
-    }
-    for (const auto& answer : FanOut(*storage_, batches, StorageDeadline())) {
-      // A node gone for good keeps the operation failing until it is back
-      // or removed; the sources serve meanwhile.
-      if (!answer.ok()) return answer.status();
-    }
-  }
+  // The record first: the sources keep serving whatever happens next, and
+  // the target shard ids are never used again (Start skips them), so rows a
+  // dead node still holds for them can never become visible.
   if (auto s = store_->Mutate([&](Database& db) -> absl::Status {
         auto shards =
             db.Prepare("DELETE FROM table_shards WHERE table_id = ? AND status = 'pending'");
@@ -760,6 +764,37 @@ absl::Status ReshardManager::Fail(const OpRecord& op, const std::string& error) 
     return s;
   }
   LogWarning("reshard %s of %s failed: %s", op.id, op.table_name, error);
+  // Then, best effort, the targets' rows, capture and fences on every node
+  // that answers.
+  auto snapshot = store_->snapshot();
+  const TableMeta* table = TableById(*snapshot, op.table_id);
+  if (table != nullptr) {
+    std::vector<NodeBatch> batches;
+    const std::string targets = JoinIds(op.targets);
+    for (const NodeMeta& node : snapshot->nodes) {
+      NodeBatch batch{node, {}};
+      batch.request.add_statements()->set_sql(
+          absl::StrCat("DELETE FROM ", QuoteIdentifier(table->name), " WHERE ",
+                       sql::kVirtualShardColumn, " IN (", targets.empty() ? "NULL" : targets, ")"));
+      for (const auto& sql : reshard::DisableCaptureSql(table->name)) {
+        batch.request.add_statements()->set_sql(sql);
+      }
+      batch.request.add_statements()->set_sql(reshard::DropFenceSql(table->name));
+      batches.push_back(std::move(batch));
+    }
+    auto answers = FanOut(*storage_, batches, StorageDeadline());
+    for (size_t i = 0; i < answers.size(); ++i) {
+      if (!answers[i].ok()) {
+        LogWarning("reshard %s: could not clean node %s up: %s", op.id, batches[i].node.node_id,
+                   answers[i].status().message());
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fenced_.erase(op.id);
+    applied_seq_.erase(op.id);
+  }
   return absl::OkStatus();
 }
 
