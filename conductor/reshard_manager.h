@@ -1,5 +1,5 @@
 // ReshardManager: online resharding (DESIGN.md §5 RESHARD; the plan and its
-// argument are in docs/resharding-plan.md).
+// argument are in docs/resharding.md).
 //
 //   Start: target shards recorded `pending`, the operation `pending`;
 //          change capture switched on for the source shards on their nodes;

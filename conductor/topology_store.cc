@@ -113,7 +113,7 @@ CREATE TABLE IF NOT EXISTS virtual_index_columns (
 );
 )sql";
 
-// Version 4: online resharding (docs/resharding-plan.md). Shard id lists are
+// Version 4: online resharding (docs/resharding.md). Shard id lists are
 // comma-separated; `switched` = the targets are active and the sources
 // retiring (only the clean-up is left).
 constexpr char kSchemaV4[] = R"sql(

@@ -29,7 +29,7 @@ class TopologyStore {
   // The schema version this code writes; older files are migrated on open.
   // History: 1 = topology tables; 2 = + `jobs` (docs/job-queue.md);
   // 3 = + `virtual_indexes`, `virtual_index_columns` (docs/indexes.md);
-  // 4 = + `reshard_operations` (docs/resharding-plan.md).
+  // 4 = + `reshard_operations` (docs/resharding.md).
   static constexpr int kSchemaVersion = 4;
 
   // Opens or creates the store at `path` (":memory:" for tests). Fails with

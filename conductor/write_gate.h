@@ -1,6 +1,6 @@
 // WriteGate: per-table admission for data writes, so that an operation can
 // hold a table's new writes for a moment and wait for the ones in flight —
-// the reshard switch (docs/resharding-plan.md): close, drain, change the
+// the reshard switch (docs/resharding.md): close, drain, change the
 // topology, open. Reads never pass through it.
 //
 // Thread-safe. A write holds a Pass from Enter() until it is answered.

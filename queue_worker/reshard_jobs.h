@@ -1,4 +1,4 @@
-// The queue worker's ReshardTableJob (docs/resharding-plan.md): copies one
+// The queue worker's ReshardTableJob (docs/resharding.md): copies one
 // source shard of a reshard, in primary-key order, to the target shards the
 // routing function names, block by block (the table's block_size rows per
 // block, read with storage.v1.Storage/ScanShard). The last copied key rides

@@ -3,6 +3,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "common/sqlite.h"
@@ -107,6 +108,47 @@ TEST_F(ChangeCaptureTest, TrimForgetsAppliedChangesAndDisableRemovesEverything) 
   ASSERT_TRUE(*left->Step());
   EXPECT_EQ(left->ColumnInt64(0), 0);
   Run({"INSERT INTO \"odd \"\"name\" VALUES (2, 4, 'd', 'd')"});  // writes still work
+}
+
+TEST_F(ChangeCaptureTest, PerShardReadAndTrimLeaveOtherShardsChangesAlone) {
+  // Two source shards on one node share the changes table; each is caught up
+  // on its own.
+  Run(EnableCaptureSql(kTable, {"a", "b"}, {1, 2}));
+  Run({"INSERT INTO \"odd \"\"name\" VALUES (1, 1, 'a', 'a')",
+       "INSERT INTO \"odd \"\"name\" VALUES (2, 2, 'b', 'b')",
+       "INSERT INTO \"odd \"\"name\" VALUES (1, 3, 'c', 'c')",
+       "INSERT INTO \"odd \"\"name\" VALUES (2, 4, 'd', 'd')"});
+  auto read = [&](int64_t shard, int64_t after, int64_t limit) {
+    std::vector<std::pair<int64_t, int64_t>> out;  // (seq, a)
+    auto stmt = db_->Prepare(ReadShardChangesSql(kTable, {"a", "b"}));
+    EXPECT_TRUE(stmt.ok()) << stmt.status();
+    stmt->BindInt64(1, after).IgnoreError();
+    stmt->BindInt64(2, limit).IgnoreError();
+    stmt->BindInt64(3, shard).IgnoreError();
+    while (*stmt->Step()) {
+      EXPECT_EQ(stmt->ColumnInt64(1), shard);
+      out.emplace_back(stmt->ColumnInt64(0), stmt->ColumnInt64(2));
+    }
+    return out;
+  };
+  auto first = read(1, 0, 1);
+  ASSERT_EQ(first.size(), 1u) << "the limit counts this shard's changes";
+  EXPECT_EQ(first[0].second, 1);
+  auto shard_one = read(1, 0, 100);
+  ASSERT_EQ(shard_one.size(), 2u);
+  EXPECT_EQ(shard_one[1].second, 3);
+  EXPECT_EQ(read(1, shard_one[0].first, 100).size(), 1u);
+  // Trimming shard 1 up to its last change keeps shard 2's earlier ones.
+  auto trim = db_->Prepare(TrimShardChangesSql(kTable));
+  ASSERT_TRUE(trim.ok());
+  trim->BindInt64(1, shard_one[1].first).IgnoreError();
+  trim->BindInt64(2, 1).IgnoreError();
+  ASSERT_TRUE(trim->Run().ok());
+  EXPECT_TRUE(read(1, 0, 100).empty());
+  auto shard_two = read(2, 0, 100);
+  ASSERT_EQ(shard_two.size(), 2u);
+  EXPECT_LT(shard_two[0].first, shard_one[1].first);
+  EXPECT_EQ(Changes().size(), 2u);
 }
 
 TEST_F(ChangeCaptureTest, TheFenceFailsBatchesOfStaleAttempts) {

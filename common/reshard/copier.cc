@@ -34,10 +34,10 @@ struct Plan {
   // Position of the shard key in layout.columns and in layout.primary_key.
   int shard_key_in_row = 0;
   int shard_key_in_key = 0;
-  std::string table;                         // "t"
-  std::vector<std::string> columns;          // "c1", "c2", …
-  std::vector<std::string> key_columns;      // "k1", "k2", …
-  std::string virtual_shard;                 // "_virtualShard"
+  std::string table;                     // "t"
+  std::vector<std::string> columns;      // "c1", "c2", …
+  std::vector<std::string> key_columns;  // "k1", "k2", …
+  std::string virtual_shard;             // "_virtualShard"
 };
 
 int Find(const std::vector<std::string>& names, const std::string& name) {
@@ -105,8 +105,8 @@ absl::StatusOr<ExecuteBatchResponse> Run(const NodeExecutor& execute, const std:
   if (!response.ok()) return Annotate(response.status(), absl::StrCat("node ", node));
   if (response->results_size() != request.statements_size()) {
     return absl::InternalError(absl::StrCat("node ", node, " answered ", response->results_size(),
-                                            " results to a batch of ",
-                                            request.statements_size(), " statements"));
+                                            " results to a batch of ", request.statements_size(),
+                                            " statements"));
   }
   return response;
 }
@@ -377,8 +377,8 @@ absl::Status ValidateLayout(const TableLayout& layout) {
     }
   }
   if (Find(layout.primary_key, layout.shard_key) < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the shard key ", layout.shard_key, " is not a primary-key column", where));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the shard key ", layout.shard_key, " is not a primary-key column", where));
   }
   return absl::OkStatus();
 }
@@ -448,9 +448,8 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
   std::set<std::string> seen;
   for (conductor::v1::Row& row : *changes->mutable_results(0)->mutable_rows()) {
     if (row.values_size() != 2 + key_width || row.values(0).kind_case() != Value::kInteger) {
-      return absl::InternalError(
-          absl::StrCat("node ", source.node, " answered a malformed change of table ",
-                       layout.table));
+      return absl::InternalError(absl::StrCat(
+          "node ", source.node, " answered a malformed change of table ", layout.table));
     }
     if (row.values(1).kind_case() != Value::kInteger ||
         row.values(1).integer() != source.shard_id) {
@@ -478,8 +477,11 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
   // captured and a key not found can be deleted exactly on the target,
   // whatever the collations. (One snapshot is not needed: each key is re-read
   // after its change was captured.)
-  ExecuteBatchRequest read_rows;
-  read_rows.set_read_only(true);
+  // The rows may be too many for one response (RESOURCE_EXHAUSTED from the
+  // node): then each half of the keys is read on its own, down to one key.
+  std::vector<std::vector<Value>> rows;
+  rows.reserve(keys.size());
+  std::vector<bool> found(keys.size(), false);
   {
     const std::string keys_alias = "_conductor_keys";
     const std::string row_alias = "_conductor_row";
@@ -496,40 +498,50 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
       on.push_back(absl::StrCat(column, " = ", value));
       on.push_back(absl::StrCat(column, " = ", value, " COLLATE BINARY"));
     }
-    const std::string head =
-        absl::StrCat("SELECT ", absl::StrJoin(select, ", "), " FROM (VALUES ");
+    const std::string head = absl::StrCat("SELECT ", absl::StrJoin(select, ", "), " FROM (VALUES ");
     const std::string tail = absl::StrCat(") AS ", keys_alias, " LEFT JOIN ", plan->table, " AS ",
                                           row_alias, " ON ", absl::StrJoin(on, " AND "));
-    StatementPacker packer(head, tail, key_width, IntegerValue(source.shard_id),
-                           [&read_rows](storage::v1::Statement statement, int64_t) {
-                             *read_rows.add_statements() = std::move(statement);
-                           });
-    for (size_t i = 0; i < keys.size(); ++i) {
-      packer.Add(Item(key_width, absl::StrCat(i, ", ")), keys[i], ApproximateBytes(keys[i]));
-    }
+    // Reads the keys [begin, end).
+    std::function<absl::Status(size_t, size_t)> read = [&](size_t begin,
+                                                           size_t end) -> absl::Status {
+      ExecuteBatchRequest request;
+      request.set_read_only(true);
+      {
+        StatementPacker packer(head, tail, key_width, IntegerValue(source.shard_id),
+                               [&request](storage::v1::Statement statement, int64_t) {
+                                 *request.add_statements() = std::move(statement);
+                               });
+        for (size_t i = begin; i < end; ++i) {
+          packer.Add(Item(key_width, absl::StrCat(i, ", ")), keys[i], ApproximateBytes(keys[i]));
+        }
+      }
+      absl::StatusOr<ExecuteBatchResponse> current = Run(execute, source.node, request);
+      if (current.status().code() == absl::StatusCode::kResourceExhausted && end - begin > 1) {
+        const size_t middle = begin + (end - begin) / 2;
+        if (absl::Status s = read(begin, middle); !s.ok()) return s;
+        return read(middle, end);
+      }
+      if (!current.ok()) return current.status();
+      for (auto& statement_result : *current->mutable_results()) {
+        for (conductor::v1::Row& row : *statement_result.mutable_rows()) {
+          if (row.values_size() != 2 + width || row.values(0).kind_case() != Value::kInteger ||
+              row.values(0).integer() < static_cast<int64_t>(begin) ||
+              row.values(0).integer() >= static_cast<int64_t>(end)) {
+            return absl::InternalError(absl::StrCat(
+                "node ", source.node, " answered a malformed row of table ", layout.table));
+          }
+          if (IsNull(row.values(1))) continue;  // no source row for this key
+          found[row.values(0).integer()] = true;
+          rows.emplace_back(std::make_move_iterator(row.mutable_values()->begin() + 2),
+                            std::make_move_iterator(row.mutable_values()->end()));
+        }
+      }
+      return absl::OkStatus();
+    };
+    if (absl::Status s = read(0, keys.size()); !s.ok()) return s;
   }
-  absl::StatusOr<ExecuteBatchResponse> current = Run(execute, source.node, read_rows);
-  if (!current.ok()) return current.status();
 
   // 3. Deletes and upserts on the targets.
-  std::vector<std::vector<Value>> rows;
-  rows.reserve(keys.size());
-  std::vector<bool> found(keys.size(), false);
-  for (auto& statement_result : *current->mutable_results()) {
-    for (conductor::v1::Row& row : *statement_result.mutable_rows()) {
-      if (row.values_size() != 2 + width || row.values(0).kind_case() != Value::kInteger ||
-          row.values(0).integer() < 0 ||
-          row.values(0).integer() >= static_cast<int64_t>(keys.size())) {
-        return absl::InternalError(absl::StrCat("node ", source.node,
-                                                " answered a malformed row of table ",
-                                                layout.table));
-      }
-      if (IsNull(row.values(1))) continue;  // no source row for this key
-      found[row.values(0).integer()] = true;
-      rows.emplace_back(std::make_move_iterator(row.mutable_values()->begin() + 2),
-                        std::make_move_iterator(row.mutable_values()->end()));
-    }
-  }
   NodeBatches writes;
   // Deletes first: a node's batch then never removes a row it upserts. One
   // statement per key,
@@ -538,14 +550,14 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
   // seeks the whole primary key (a row-value IN over several key columns
   // only seeks the first) and matches exactly (see the read above).
   {
-    std::string sql = absl::StrCat("DELETE FROM ", plan->table, " WHERE ", plan->virtual_shard,
-                                   " = ?1");
+    std::string sql =
+        absl::StrCat("DELETE FROM ", plan->table, " WHERE ", plan->virtual_shard, " = ?1");
     for (int i = 0; i < key_width; ++i) {
       absl::StrAppend(&sql, " AND ", plan->key_columns[i], " = ?", i + 2, " AND ",
                       plan->key_columns[i], " = ?", i + 2, " COLLATE BINARY");
     }
     for (size_t i = 0; i < keys.size(); ++i) {
-      if (found[i] || true) continue;
+      if (found[i]) continue;
       const TargetShard& target = targets[Owner(*plan, targets, keys[i][plan->shard_key_in_key])];
       storage::v1::Statement statement;
       statement.set_sql(sql);
@@ -585,8 +597,8 @@ absl::StatusOr<int64_t> CountShards(const TableLayout& layout,
                                     const NodeExecutor& execute) {
   absl::StatusOr<Plan> plan = MakePlan(layout);
   if (!plan.ok()) return plan.status();
-  const std::string sql = absl::StrCat("SELECT count(*) FROM ", plan->table, " WHERE ",
-                                       plan->virtual_shard, " = ?1");
+  const std::string sql =
+      absl::StrCat("SELECT count(*) FROM ", plan->table, " WHERE ", plan->virtual_shard, " = ?1");
   std::vector<std::string> nodes;
   std::map<std::string, ExecuteBatchRequest> batches;
   for (const ShardOnNode& shard : shards) {
@@ -646,30 +658,35 @@ absl::StatusOr<ShardsChecksum> ChecksumShards(const TableLayout& layout,
   ShardsChecksum sum;
   for (const ShardOnNode& shard : shards) {
     std::vector<Value> after_key;
+    // Halved while a block is too large for one response (RESOURCE_EXHAUSTED).
+    int block = block_size;
     while (true) {
       ExecuteBatchRequest request;
       request.set_read_only(true);
       storage::v1::Statement* statement = request.add_statements();
-      statement->set_sql(after_key.empty()
-                             ? absl::StrCat(select, order)
-                             : absl::StrCat(select, " AND ",
-                                            AfterCondition(key_columns, after_key, 3), order));
+      statement->set_sql(
+          after_key.empty()
+              ? absl::StrCat(select, order)
+              : absl::StrCat(select, " AND ", AfterCondition(key_columns, after_key, 3), order));
       *statement->add_params() = IntegerValue(shard.shard_id);
-      *statement->add_params() = IntegerValue(block_size);
+      *statement->add_params() = IntegerValue(block);
       for (const Value& value : after_key) *statement->add_params() = value;
       absl::StatusOr<ExecuteBatchResponse> response = Run(execute, shard.node, request);
+      if (response.status().code() == absl::StatusCode::kResourceExhausted && block > 1) {
+        block /= 2;
+        continue;
+      }
       if (!response.ok()) return response.status();
       const auto& rows = response->results(0).rows();
       for (const conductor::v1::Row& row : rows) {
         if (row.values_size() != width) {
-          return absl::InternalError(absl::StrCat("node ", shard.node,
-                                                  " answered a malformed row of table ",
-                                                  layout.table));
+          return absl::InternalError(absl::StrCat(
+              "node ", shard.node, " answered a malformed row of table ", layout.table));
         }
         sum.checksum += HashValues(row.values());
         ++sum.rows;
       }
-      if (rows.size() < block_size) break;
+      if (rows.size() < block) break;
       const conductor::v1::Row& last = rows[rows.size() - 1];
       after_key.clear();
       for (int index : plan->key_in_row) after_key.push_back(last.values(index));

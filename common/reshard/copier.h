@@ -1,5 +1,5 @@
 // The data-moving logic of an online reshard (DESIGN.md §5 RESHARD,
-// docs/resharding-plan.md), independent of where it runs: a queue worker
+// docs/resharding.md), independent of where it runs: a queue worker
 // copies a source shard and catches up; the conductor runs the last catch-up
 // and the verification inside the table's write gate.
 //
@@ -113,11 +113,12 @@ struct CatchUpResult {
 // change_capture.h):
 //  1. reads up to `max_changes` captured changes of `source` after `after_seq`
 //     (ReadShardChangesSql, one read batch on the source node);
-//  2. re-reads the CURRENT source row of each distinct key (one read batch:
-//     a VALUES list of keys LEFT JOINed to the table on the whole primary key,
-//     each key column compared both with `=`, so that the key index serves it,
-//     and with `= … COLLATE BINARY`, so that only the very key captured
-//     matches, whatever the collations);
+//  2. re-reads the CURRENT source row of each distinct key: one read batch
+//     (split in halves while the node answers RESOURCE_EXHAUSTED) of a VALUES
+//     list of keys LEFT JOINed to the table on the whole primary key, each key
+//     column compared both with `=`, so that the key index serves it, and with
+//     `= … COLLATE BINARY`, so that only the very key captured matches,
+//     whatever the collations;
 //  3. on the target nodes, deletes each key whose row is gone from its owning
 //     target (by its shard-key value), matched the same way:
 //       DELETE FROM "t" WHERE "_virtualShard" = ?1 AND "k1" = ?2
@@ -129,6 +130,9 @@ struct CatchUpResult {
 // A later write to a key is captured after the change that this pass read, so
 // re-reading current rows makes every pass idempotent and order-free:
 // re-running a pass, or running it after a failure at any step, is harmless.
+// Key columns hold no NULL (the conductor declares them NOT NULL): a NULL
+// matches nothing with `=`, so such a key would be neither upserted nor
+// deleted.
 // Errors: INVALID_ARGUMENT for an invalid layout or targets (as ApplyRows),
 // max_changes < 1, a captured key with a NULL shard key; INTERNAL for a
 // response of the wrong shape; otherwise the executor's first error (nothing
@@ -171,9 +175,11 @@ uint64_t RowHash(const std::vector<conductor::v1::Value>& values);
 
 // Reads every row of `shards` (layout.columns), shard after shard, in
 // primary-key order blocks of `block_size` rows (each block one read batch on
-// the shard's node, resuming strictly after the previous block's last key) and
-// sums RowHash. Errors: INVALID_ARGUMENT for an invalid layout or block_size
-// < 1; INTERNAL for a response of the wrong shape; the executor's first error.
+// the shard's node, resuming strictly after the previous block's last key;
+// the block is halved while the node answers RESOURCE_EXHAUSTED) and sums
+// RowHash. Key order is the key columns' own collations (as ScanShard's). Errors: INVALID_ARGUMENT
+// for an invalid layout or block_size < 1; INTERNAL for a response of the wrong shape; the
+// executor's first error.
 absl::StatusOr<ShardsChecksum> ChecksumShards(const TableLayout& layout,
                                               const std::vector<ShardOnNode>& shards,
                                               int block_size, const NodeExecutor& execute);

@@ -141,6 +141,10 @@ class FakeCluster {
     if (status.ok() && !request.read_only()) status = db.Exec("COMMIT");
     if (sqlite3_get_autocommit(db.handle()) == 0) db.Exec("ROLLBACK").IgnoreError();
     if (!status.ok()) return status;
+    if (max_response_bytes > 0 &&
+        static_cast<int64_t>(response.ByteSizeLong()) > max_response_bytes) {
+      return absl::ResourceExhaustedError("the response would exceed the limit");
+    }
     return response;
   }
 
@@ -168,6 +172,8 @@ class FakeCluster {
 
   std::map<std::string, NodeStats> stats;
   std::vector<std::pair<std::string, ExecuteBatchRequest>> batches;
+  // The node's response size limit (0: none), as BatchLimits.
+  int64_t max_response_bytes = 0;
   // Fault injection: a non-OK status fails the batch before it runs.
   std::function<absl::Status(const std::string& node, const ExecuteBatchRequest&)> fail;
 
@@ -199,10 +205,9 @@ class FakeCluster {
       return absl::FailedPreconditionError("a read_only batch cannot write");
     }
     if (statement->ParameterCount() != request.params_size()) {
-      return absl::InvalidArgumentError(absl::StrCat("the statement has ",
-                                                     statement->ParameterCount(),
-                                                     " parameters, the request binds ",
-                                                     request.params_size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the statement has ", statement->ParameterCount(),
+                       " parameters, the request binds ", request.params_size()));
     }
     if (auto st = statement->BindAll(params); !st.ok()) return st;
     for (int i = 0; i < statement->ColumnCount(); ++i) {
@@ -264,8 +269,7 @@ std::string Columns(const std::vector<std::string>& columns) {
 
 // The rows of one shard (`columns`, default the layout's), in key order.
 std::vector<Row> ShardRows(FakeCluster& cluster, const TableLayout& layout,
-                           const ShardOnNode& shard,
-                           const std::vector<std::string>& columns = {}) {
+                           const ShardOnNode& shard, const std::vector<std::string>& columns = {}) {
   return Query(cluster.db(shard.node),
                absl::StrCat("SELECT ", Columns(columns.empty() ? layout.columns : columns),
                             " FROM ", QuoteIdentifier(layout.table),
@@ -312,8 +316,7 @@ void ExpectRoutedCorrectly(FakeCluster& cluster, const TableLayout& layout,
   const int key = Position(layout.columns, layout.shard_key);
   for (size_t t = 0; t < targets.size(); ++t) {
     for (const Row& row : ShardRows(cluster, layout, targets[t])) {
-      EXPECT_EQ(RouteIndex(layout, row[key], static_cast<int>(targets.size())),
-                static_cast<int>(t))
+      EXPECT_EQ(RouteIndex(layout, row[key], static_cast<int>(targets.size())), static_cast<int>(t))
           << Render(row) << " is on target shard " << targets[t].shard_id;
     }
   }
@@ -390,11 +393,10 @@ CatchUpTotals CatchUpUntilEmpty(FakeCluster& cluster, const TableLayout& layout,
 }
 
 int64_t PendingChanges(FakeCluster& cluster, const TableLayout& layout, const SourceShard& source) {
-  auto rows =
-      Query(cluster.db(source.node),
-            absl::StrCat("SELECT count(*) FROM ", QuoteIdentifier(ChangesTable(layout.table)),
-                         " WHERE shard = ?1"),
-            {IntegerValue(source.shard_id)});
+  auto rows = Query(cluster.db(source.node),
+                    absl::StrCat("SELECT count(*) FROM ",
+                                 QuoteIdentifier(ChangesTable(layout.table)), " WHERE shard = ?1"),
+                    {IntegerValue(source.shard_id)});
   return rows.empty() ? -1 : rows[0][0].integer();
 }
 
@@ -537,8 +539,7 @@ TEST_P(RoutingLayoutTest, EveryRowLandsOnTheTargetTheRoutingFunctionNames) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, RoutingLayoutTest,
-                         Values(std::make_pair(1, 4), std::make_pair(4, 8),
-                                std::make_pair(8, 3)),
+                         Values(std::make_pair(1, 4), std::make_pair(4, 8), std::make_pair(8, 3)),
                          [](const auto& info) {
                            return absl::StrCat(info.param.first, "to", info.param.second);
                          });
@@ -713,10 +714,10 @@ class SourceWriter {
     // An existing row of a random source shard.
     const SourceShard& source = sources_[Uniform(sources_.size())];
     Database& db = cluster_->db(source.node);
-    std::vector<Row> rows =
-        Query(db, absl::StrCat("SELECT id, tenant, email FROM ", Table(),
-                               " WHERE _virtualShard = ?1 ORDER BY id, tenant"),
-              {IntegerValue(source.shard_id)});
+    std::vector<Row> rows = Query(db,
+                                  absl::StrCat("SELECT id, tenant, email FROM ", Table(),
+                                               " WHERE _virtualShard = ?1 ORDER BY id, tenant"),
+                                  {IntegerValue(source.shard_id)});
     if (rows.size() < 2) {
       Insert(++next_id_, Tenant());
       return;
@@ -741,10 +742,11 @@ class SourceWriter {
         Insert(row[0].integer(), row[1].text(), "INSERT OR REPLACE");
         break;
       case 6:  // REPLACE through the UNIQUE email: removes `other`
-        Exec(db,
-             absl::StrCat("INSERT OR REPLACE INTO ", Table(),
-                          " (id, tenant, email, score, _virtualShard) VALUES (?1, ?2, ?3, 1.5, ?4)"),
-             {IntegerValue(++next_id_), other[1], other[2], IntegerValue(source.shard_id)});
+        Exec(
+            db,
+            absl::StrCat("INSERT OR REPLACE INTO ", Table(),
+                         " (id, tenant, email, score, _virtualShard) VALUES (?1, ?2, ?3, 1.5, ?4)"),
+            {IntegerValue(++next_id_), other[1], other[2], IntegerValue(source.shard_id)});
         break;
       case 7:  // change a key column (the id; the tenant, hence the shard, stays)
         Exec(db, absl::StrCat("UPDATE ", Table(), " SET id = ?4", where),
@@ -837,8 +839,8 @@ TEST_F(CatchUpTest, TargetsEqualTheSourcesAfterWritesDuringCopyAndCatchUp) {
   std::map<int32_t, int64_t> applied;
   for (int round = 0; round < 30; ++round) {
     for (const SourceShard& source : sources_) {
-      auto result = CatchUpOnce(layout_, source, targets_, applied[source.shard_id], 7,
-                                cluster_.executor());
+      auto result =
+          CatchUpOnce(layout_, source, targets_, applied[source.shard_id], 7, cluster_.executor());
       ASSERT_TRUE(result.ok()) << result.status();
       EXPECT_GE(result->last_seq, applied[source.shard_id]);
       applied[source.shard_id] = result->last_seq;
@@ -903,12 +905,11 @@ TEST_F(CatchUpTest, RerunningOrFailingPassesIsHarmless) {
   const SourceShard& source = sources_[0];
 
   // Keep every captured change, to replay them later.
-  std::vector<Row> captured =
-      Query(cluster_.db(source.node),
-            absl::StrCat("SELECT shard, id, tenant FROM ",
-                         QuoteIdentifier(ChangesTable(layout_.table)),
-                         " WHERE shard = ?1 ORDER BY seq"),
-            {IntegerValue(source.shard_id)});
+  std::vector<Row> captured = Query(
+      cluster_.db(source.node),
+      absl::StrCat("SELECT shard, id, tenant FROM ", QuoteIdentifier(ChangesTable(layout_.table)),
+                   " WHERE shard = ?1 ORDER BY seq"),
+      {IntegerValue(source.shard_id)});
   ASSERT_GT(captured.size(), 20u);
 
   // The trim fails: the pass fails, and the same pass again does it all.
@@ -978,8 +979,8 @@ TEST_F(CatchUpTest, DeletedKeysAreDeletedOnTheirOwningTargetOnly) {
   EXPECT_EQ(result->upserted, 0);
   std::vector<Row> left = ShardRows(cluster_, layout_, elsewhere);
   int found = 0;
-  for (const Row& row : left) found += Render(row[0]) == Render(victim[0]) &&
-                                       Render(row[1]) == Render(victim[1]);
+  for (const Row& row : left)
+    found += Render(row[0]) == Render(victim[0]) && Render(row[1]) == Render(victim[1]);
   EXPECT_EQ(found, 1);
   for (const Row& row : ShardRows(cluster_, layout_, targets_[owner])) {
     EXPECT_FALSE(Render(row[0]) == Render(victim[0]) && Render(row[1]) == Render(victim[1]));
@@ -1012,8 +1013,8 @@ TEST(CollationTest, KeysDifferingOnlyInCaseStayApart) {
       "CREATE TABLE t (region TEXT COLLATE NOCASE NOT NULL, user_id INTEGER NOT NULL, v TEXT, "
       "_virtualShard INTEGER NOT NULL DEFAULT 0, "
       "PRIMARY KEY (_virtualShard, region COLLATE BINARY, user_id))";
-  const TableLayout layout{"t", {"region", "user_id", "v"}, {"region", "user_id"}, "user_id",
-                           "INTEGER"};
+  const TableLayout layout{
+      "t", {"region", "user_id", "v"}, {"region", "user_id"}, "user_id", "INTEGER"};
   FakeCluster cluster;
   cluster.AddNode("s", {schema});
   cluster.AddNode("t", {schema});
@@ -1044,8 +1045,8 @@ TEST(CollationTest, NocaseKeysFollowTheirRows) {
   const char* schema =
       "CREATE TABLE t (region TEXT COLLATE NOCASE NOT NULL, user_id INTEGER NOT NULL, v TEXT, "
       "_virtualShard INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (_virtualShard, region, user_id))";
-  const TableLayout layout{"t", {"region", "user_id", "v"}, {"region", "user_id"}, "user_id",
-                           "INTEGER"};
+  const TableLayout layout{
+      "t", {"region", "user_id", "v"}, {"region", "user_id"}, "user_id", "INTEGER"};
   FakeCluster cluster;
   cluster.AddNode("s", {schema});
   cluster.AddNode("t", {schema});
@@ -1061,8 +1062,10 @@ TEST(CollationTest, NocaseKeysFollowTheirRows) {
     Exec(db, "INSERT OR REPLACE INTO t VALUES ('eu', ?1, 'lower', 1)", {IntegerValue(id)});
   }
   for (int id = 1; id < 30; id += 4) {
-    Exec(db, "UPDATE t SET region = 'Eu' WHERE _virtualShard = 1 AND region = 'eu' AND "
-             "user_id = ?1", {IntegerValue(id)});
+    Exec(db,
+         "UPDATE t SET region = 'Eu' WHERE _virtualShard = 1 AND region = 'eu' AND "
+         "user_id = ?1",
+         {IntegerValue(id)});
   }
   CatchUpUntilEmpty(cluster, layout, sources[0], targets, 1000);
   EXPECT_EQ(RowsOf(cluster, layout, targets), RowsOf(cluster, layout, sources));
@@ -1155,14 +1158,12 @@ TEST_P(RoundTripTest, EveryStorageClassComesThroughBitForBit) {
     if (i % 4 == 0) {
       Exec(db, "DELETE FROM \"we\"\"ird\" WHERE _virtualShard = 1 AND k = ?1", {keys[i]});
     } else {
-      Exec(db,
-           "UPDATE \"we\"\"ird\" SET u = ?2, t = ?3, r = ?4 WHERE _virtualShard = 1 AND k = ?1",
+      Exec(db, "UPDATE \"we\"\"ird\" SET u = ?2, t = ?3, r = ?4 WHERE _virtualShard = 1 AND k = ?1",
            {keys[i], payloads[(i + 5) % payloads.size()], TextValue(std::string(i, '\0')),
             RealValue(-static_cast<double>(i))});
     }
   }
-  Exec(db,
-       "INSERT INTO \"we\"\"ird\" (k, u, _virtualShard) VALUES (?1, ?2, 1), (?3, ?4, 1)",
+  Exec(db, "INSERT INTO \"we\"\"ird\" (k, u, _virtualShard) VALUES (?1, ?2, 1), (?3, ?4, 1)",
        {RealValue(-0.5), BlobValue(std::string(70000, '\x7f')), TextValue("new"), RealValue(-0.0)});
   CatchUpTotals totals = CatchUpUntilEmpty(cluster, layout, sources[0], targets, 5);
   EXPECT_EQ(totals.deleted, 4);
@@ -1175,10 +1176,9 @@ TEST_P(RoundTripTest, EveryStorageClassComesThroughBitForBit) {
   EXPECT_EQ(*a, *b);
 }
 
-INSTANTIATE_TEST_SUITE_P(Tables, RoundTripTest, Values("", " WITHOUT ROWID"),
-                         [](const auto& info) {
-                           return std::string(*info.param ? "WithoutRowid" : "Rowid");
-                         });
+INSTANTIATE_TEST_SUITE_P(Tables, RoundTripTest, Values("", " WITHOUT ROWID"), [](const auto& info) {
+  return std::string(*info.param ? "WithoutRowid" : "Rowid");
+});
 
 // ---------------------------------------------------------------------------
 // Large batches.
@@ -1191,8 +1191,9 @@ TEST(LargeBatchTest, WideRowsRespectTheParameterLimit) {
     columns.push_back(absl::StrCat("c", i));
     absl::StrAppend(&ddl, ", c", i, i % 2 ? " TEXT" : " INTEGER");
   }
-  absl::StrAppend(&ddl, ", _virtualShard INTEGER NOT NULL DEFAULT 0, "
-                        "PRIMARY KEY (_virtualShard, id))");
+  absl::StrAppend(&ddl,
+                  ", _virtualShard INTEGER NOT NULL DEFAULT 0, "
+                  "PRIMARY KEY (_virtualShard, id))");
   const TableLayout layout{"wide", columns, {"id"}, "id", "INTEGER"};
   FakeCluster cluster;
   cluster.AddNode("s", {ddl});
@@ -1231,8 +1232,9 @@ TEST(LargeBatchTest, CatchUpOfThousandsOfKeysWithAWideKeyRespectsTheLimit) {
     key.push_back(absl::StrCat("k", i));
     absl::StrAppend(&ddl, "k", i, i == 3 ? " TEXT" : " INTEGER", " NOT NULL, ");
   }
-  absl::StrAppend(&ddl, "v TEXT, _virtualShard INTEGER NOT NULL DEFAULT 0, "
-                        "PRIMARY KEY (_virtualShard, ",
+  absl::StrAppend(&ddl,
+                  "v TEXT, _virtualShard INTEGER NOT NULL DEFAULT 0, "
+                  "PRIMARY KEY (_virtualShard, ",
                   absl::StrJoin(key, ", "), "))");
   std::vector<std::string> columns = key;
   columns.push_back("v");
@@ -1290,16 +1292,64 @@ TEST(LargeBatchTest, HugeRowsAreSplitOverSeveralBatches) {
   EXPECT_EQ(RowsOf(cluster, layout, targets), expected);
 }
 
+TEST(LargeBatchTest, ReadsTooLargeForOneResponseAreSplit) {
+  const TableLayout layout = PlainLayout();
+  FakeCluster cluster;
+  cluster.AddNode("s", {kPlainTable});
+  cluster.AddNode("t", {kPlainTable});
+  const std::vector<SourceShard> sources = {{1, "s"}};
+  const std::vector<TargetShard> targets = {{2, "t"}, {3, "t"}};
+  Database& db = cluster.db("s");
+  for (int64_t id = 0; id < 64; ++id) {
+    Row row = PlainRow(id);
+    row[1] = TextValue(std::string(10000, 'a' + id % 26));
+    InsertIntoSource(cluster, layout, sources, row);
+  }
+  EnableCapture(cluster, layout, sources);
+  Copy(cluster, layout, sources[0], targets, 1000);
+  ASSERT_TRUE(db.Exec("UPDATE t SET score = -score, name = name || 'x'").ok());
+  ASSERT_TRUE(db.Exec("DELETE FROM t WHERE id % 5 = 0").ok());
+  // About 100 KB a response: 64 rows of 10 KB need several.
+  cluster.max_response_bytes = 100000;
+  cluster.stats.clear();
+  auto result = CatchUpOnce(layout, sources[0], targets, 0, 1000, cluster.executor());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->upserted + result->deleted, 64);
+  EXPECT_GT(cluster.stats["s"].read_batches, 4);
+  EXPECT_EQ(RowsOf(cluster, layout, targets), RowsOf(cluster, layout, sources));
+  // The checksum halves its blocks the same way.
+  auto source_sum = ChecksumShards(layout, sources, 1000, cluster.executor());
+  auto target_sum = ChecksumShards(layout, targets, 64, cluster.executor());
+  ASSERT_TRUE(source_sum.ok()) << source_sum.status();
+  ASSERT_TRUE(target_sum.ok()) << target_sum.status();
+  EXPECT_EQ(*source_sum, *target_sum);
+  EXPECT_EQ(source_sum->rows, 51);
+  // One row over the limit cannot be split: the error comes back.
+  Exec(db, "UPDATE t SET name = ?1 WHERE id = 1", {TextValue(std::string(200000, 'z'))});
+  auto too_big = CatchUpOnce(layout, sources[0], targets, 0, 1000, cluster.executor());
+  EXPECT_EQ(too_big.status().code(), absl::StatusCode::kResourceExhausted) << too_big.status();
+  EXPECT_EQ(ChecksumShards(layout, sources, 10, cluster.executor()).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
 // ---------------------------------------------------------------------------
 // Verification: counts and checksums.
 
 TEST(RowHashTest, DistinguishesStorageClassesAndColumnBoundaries) {
   const std::vector<Row> rows = {
-      {IntegerValue(1)},          {RealValue(1.0)},           {TextValue("1")},
-      {BlobValue("1")},           {NullValue()},              {TextValue("")},
-      {BlobValue("")},            {RealValue(0.0)},           {RealValue(-0.0)},
-      {IntegerValue(0)},          {TextValue("ab"), TextValue("c")},
-      {TextValue("a"), TextValue("bc")}, {NullValue(), NullValue()},
+      {IntegerValue(1)},
+      {RealValue(1.0)},
+      {TextValue("1")},
+      {BlobValue("1")},
+      {NullValue()},
+      {TextValue("")},
+      {BlobValue("")},
+      {RealValue(0.0)},
+      {RealValue(-0.0)},
+      {IntegerValue(0)},
+      {TextValue("ab"), TextValue("c")},
+      {TextValue("a"), TextValue("bc")},
+      {NullValue(), NullValue()},
   };
   std::set<uint64_t> hashes;
   for (const Row& row : rows) hashes.insert(RowHash(row));
@@ -1313,7 +1363,8 @@ class VerificationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* node : {"n0", "n1"}) cluster_.AddNode(node, {kPlainTable});
-    for (int64_t id = 0; id < 500; ++id) InsertIntoSource(cluster_, layout_, sources_, PlainRow(id));
+    for (int64_t id = 0; id < 500; ++id)
+      InsertIntoSource(cluster_, layout_, sources_, PlainRow(id));
     for (const SourceShard& source : sources_) {
       ASSERT_TRUE(
           ApplyRows(layout_, targets_, ShardRows(cluster_, layout_, source), cluster_.executor())
@@ -1347,8 +1398,10 @@ TEST_F(VerificationTest, CountsAreOneReadBatchPerNode) {
   EXPECT_EQ(cluster_.stats["n0"].read_batches, 2);  // one per call
   EXPECT_EQ(cluster_.stats["n1"].read_batches, 2);
   EXPECT_EQ(cluster_.stats["n0"].write_batches + cluster_.stats["n1"].write_batches, 0);
-  Change(targets_[0], "DELETE FROM t WHERE _virtualShard = ?1 AND id IN (SELECT id FROM t "
-                      "WHERE _virtualShard = ?1 LIMIT 3)", {});
+  Change(targets_[0],
+         "DELETE FROM t WHERE _virtualShard = ?1 AND id IN (SELECT id FROM t "
+         "WHERE _virtualShard = ?1 LIMIT 3)",
+         {});
   EXPECT_EQ(*CountShards(layout_, targets_, cluster_.executor()), 497);
   EXPECT_EQ(*CountShards(layout_, {}, cluster_.executor()), 0);
   EXPECT_EQ(*CountShards(layout_, {{99, "n0"}}, cluster_.executor()), 0);
@@ -1399,10 +1452,8 @@ TEST_F(VerificationTest, ChecksumsAreEqualExactlyWhenTheContentsAre) {
   expect_differs_then_restore("extra", NullValue(), row[4], "value → NULL");
 
   // Two rows swapping a value: same multiset of values, different rows.
-  Change(shard, "UPDATE t SET name = ?3 WHERE _virtualShard = ?1 AND id = ?2",
-         {row[0], second[1]});
-  Change(shard, "UPDATE t SET name = ?3 WHERE _virtualShard = ?1 AND id = ?2",
-         {second[0], row[1]});
+  Change(shard, "UPDATE t SET name = ?3 WHERE _virtualShard = ?1 AND id = ?2", {row[0], second[1]});
+  Change(shard, "UPDATE t SET name = ?3 WHERE _virtualShard = ?1 AND id = ?2", {second[0], row[1]});
   EXPECT_NE(Sum(targets_), source);
   Change(shard, "UPDATE t SET name = ?3 WHERE _virtualShard = ?1 AND id = ?2", {row[0], row[1]});
   Change(shard, "UPDATE t SET name = ?3 WHERE _virtualShard = ?1 AND id = ?2",
@@ -1413,12 +1464,14 @@ TEST_F(VerificationTest, ChecksumsAreEqualExactlyWhenTheContentsAre) {
   Change(shard, "DELETE FROM t" + where, {row[0]});
   EXPECT_NE(Sum(targets_), source);
   EXPECT_EQ(Sum(targets_).rows, source.rows - 1);
-  Change(targets_[0], "INSERT INTO t (id, name, score, data, extra, _virtualShard) "
-                      "VALUES (?2, ?3, ?4, ?5, ?6, ?1)",
+  Change(targets_[0],
+         "INSERT INTO t (id, name, score, data, extra, _virtualShard) "
+         "VALUES (?2, ?3, ?4, ?5, ?6, ?1)",
          row);
   EXPECT_EQ(Sum(targets_), source) << "the contents count, not where they are";
-  Change(shard, "INSERT INTO t (id, name, score, data, extra, _virtualShard) "
-                "VALUES (?2, ?3, ?4, ?5, ?6, ?1)",
+  Change(shard,
+         "INSERT INTO t (id, name, score, data, extra, _virtualShard) "
+         "VALUES (?2, ?3, ?4, ?5, ?6, ?1)",
          row);
   EXPECT_NE(Sum(targets_), source) << "a duplicate";
   EXPECT_TRUE(cluster_.FullScans().empty()) << absl::StrJoin(cluster_.FullScans(), "\n");
