@@ -18,6 +18,8 @@ using internal::v1::ReshardJobPayload;
 using internal::v1::ReshardJobProgress;
 
 constexpr int kBlocksPerCall = 16;
+// Rows written to the targets per ApplyRows call (at least one block).
+constexpr int kRowsPerApply = 8000;
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   grpc::ChannelArguments args;
@@ -157,21 +159,32 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
     storage::v1::ScanShardResponse block;
     absl::Status failed;
     int blocks = 0;
+    // Rows are applied a few blocks at a time (fewer, larger transactions
+    // on the targets); the saved point moves only once they are written.
+    std::vector<std::vector<Value>> pending;
+    google::protobuf::RepeatedPtrField<Value> pending_last_key;
+    auto flush = [&]() -> absl::Status {
+      if (pending.empty()) return absl::OkStatus();
+      auto written = reshard::ApplyRows(layout, targets, pending, execute);
+      if (!written.ok()) return written.status();
+      *progress.mutable_last_key() = pending_last_key;
+      progress.set_rows_copied(progress.rows_copied() + static_cast<int64_t>(pending.size()));
+      pending.clear();
+      return absl::OkStatus();
+    };
     while (reader->Read(&block)) {
       ++blocks;
       if (block.rows_size() > 0) {
-        std::vector<std::vector<Value>> rows;
-        rows.reserve(block.rows_size());
-        for (const auto& row : block.rows())
-          rows.emplace_back(row.values().begin(), row.values().end());
-        auto written = reshard::ApplyRows(layout, targets, rows, execute);
-        if (!written.ok()) {
-          failed = written.status();
-          break;
+        for (const auto& row : block.rows()) {
+          pending.emplace_back(row.values().begin(), row.values().end());
         }
-        *progress.mutable_last_key() = block.last_key();
-        progress.set_rows_copied(progress.rows_copied() + block.rows_size());
+        pending_last_key = block.last_key();
         copied_this_attempt += block.rows_size();
+      }
+      if (static_cast<int>(pending.size()) >= kRowsPerApply || block.done() ||
+          options_.scan_rows_per_s > 0) {
+        failed = flush();
+        if (!failed.ok()) break;
       }
       if (block.done()) {
         done = true;
@@ -191,6 +204,7 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
       }
       if (done) break;
     }
+    if (failed.ok()) failed = flush();  // the next call resumes after these
     if (!failed.ok()) {
       scan_call.TryCancel();
       reader->Finish().ok();
