@@ -540,7 +540,23 @@ absl::Status ReshardManager::Advance(const OpRecord& op) {
   bool all_caught_up = false;
   if (auto s = CatchUp(op, copied, &all_caught_up); !s.ok()) return s;
   if (!all_caught_up) return absl::OkStatus();
-  return Switch(op);
+  {
+    // After a switch that rolled back, wait before pausing writes again.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = switch_backoff_.find(op.id);
+    if (it != switch_backoff_.end() && absl::Now() < it->second.second) return absl::OkStatus();
+  }
+  absl::Status switched = Switch(op);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& [failures, not_before] = switch_backoff_[op.id];
+  if (switched.ok()) {
+    switch_backoff_.erase(op.id);
+  } else {
+    ++failures;
+    not_before =
+        absl::Now() + std::min(absl::Seconds(30), absl::Seconds(1) * (1 << std::min(failures, 5)));
+  }
+  return switched;
 }
 
 absl::Status ReshardManager::CatchUp(const OpRecord& op, const std::set<int32_t>& copied,
@@ -624,10 +640,11 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
 
   const absl::Time paused_at = absl::Now();
   const absl::Time give_up = paused_at + options_.max_pause;
-  auto back_to_copying = [&](const std::string& why) {
+  auto back_to_copying = [&](const std::string& why) -> absl::Status {
     gate_->Open(op.table_id);
     LogWarning("reshard %s of %s: switch rolled back to copying: %s", op.id, op.table_name, why);
-    return SetPhase(op.id, "copying", "");
+    if (auto s = SetPhase(op.id, "copying", ""); !s.ok()) return s;
+    return absl::AbortedError(absl::StrCat("switch rolled back: ", why));
   };
   if (auto s = gate_->CloseAndDrain(op.table_id, give_up); !s.ok()) {
     return back_to_copying(std::string(s.message()));
@@ -734,6 +751,7 @@ absl::Status ReshardManager::CleanUp(const OpRecord& op) {
     std::lock_guard<std::mutex> lock(mu_);
     fenced_.erase(op.id);
     applied_seq_.erase(op.id);
+    switch_backoff_.erase(op.id);
   }
   LogInfo("reshard %s of %s: complete", op.id, op.table_name);
   return absl::OkStatus();

@@ -110,6 +110,8 @@ class ReshardManager : public Resharder {
   // Operations Start() is still setting up (the coordinator leaves them be;
   // a pending operation not in here was cut short by a crash).
   std::set<std::string> starting_;  // GUARDED_BY(mu_)
+  // Switches rolled back in a row, and when the next may be tried.
+  std::map<std::string, std::pair<int, absl::Time>> switch_backoff_;  // GUARDED_BY(mu_)
   std::condition_variable cv_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::thread coordinator_;
