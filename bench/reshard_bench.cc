@@ -266,7 +266,8 @@ std::vector<LogFile> LogsNow(TestCluster& cluster) {
 
 // Prints the servers' lines about the reshard (ms after `call`) and returns
 // the time of the conductor's "switched" line, if any.
-std::optional<absl::Time> Timeline(const std::vector<LogFile>& logs, absl::Time call) {
+std::optional<absl::Time> Timeline(const std::vector<LogFile>& logs, absl::Time call,
+                                   absl::Time* copy_done) {
   // Job ids of ReshardTableJob ("job N (ReshardTableJob) ...").
   std::vector<std::string> jobs;
   for (const LogFile& log : logs) {
@@ -295,6 +296,9 @@ std::optional<absl::Time> Timeline(const std::vector<LogFile>& logs, absl::Time 
       auto t = LineTime(line);
       if (!t.has_value()) continue;
       if (i == 0 && absl::StrContains(line, ": switched to ")) switched = *t;
+      if (i == 0 && absl::StrContains(line, "(ReshardTableJob) done at attempt")) {
+        *copy_done = std::max(*copy_done, *t);
+      }
       events.push_back({absl::ToDoubleMilliseconds(*t - call), who, line});
     }
   }
@@ -313,8 +317,10 @@ std::optional<absl::Time> Timeline(const std::vector<LogFile>& logs, absl::Time 
 
 struct ReshardResult {
   double total_s = 0;
-  double copy_s = 0;  // call -> rows_copied >= rows_total (NaN if never seen)
+  double copy_s = 0;  // call -> copy done (see Reshard)
   int64_t rows_total = 0;
+  int64_t rows_copied = 0;  // rows_copied when the copy was seen done
+  std::string copy_end;     // what marked the end of the copy
   int64_t write_pause_ms = 0;
   absl::Time call;
   absl::Time switched;  // the conductor's "switched" line (or InfinitePast)
@@ -324,12 +330,18 @@ struct ReshardResult {
 
 const char* PhaseName(v1::ReshardPhase p) {
   switch (p) {
-    case v1::RESHARD_PHASE_PENDING: return "pending";
-    case v1::RESHARD_PHASE_COPYING: return "copying";
-    case v1::RESHARD_PHASE_SWITCHING: return "switching";
-    case v1::RESHARD_PHASE_COMPLETE: return "complete";
-    case v1::RESHARD_PHASE_FAILED: return "failed";
-    default: return "?";
+    case v1::RESHARD_PHASE_PENDING:
+      return "pending";
+    case v1::RESHARD_PHASE_COPYING:
+      return "copying";
+    case v1::RESHARD_PHASE_SWITCHING:
+      return "switching";
+    case v1::RESHARD_PHASE_COMPLETE:
+      return "complete";
+    case v1::RESHARD_PHASE_FAILED:
+      return "failed";
+    default:
+      return "?";
   }
 }
 
@@ -364,11 +376,19 @@ ReshardResult Reshard(TestCluster& cluster, const std::string& table, int shards
                            PhaseName(status.phase()), status.rows_copied(), status.rows_total()));
       last_phase = status.phase();
     }
+    // The copy is done when rows_copied reaches rows_total or the phase
+    // leaves copying (rows_total also counts rows written after the scan
+    // started, which catch-up applies without counting them).
     if (std::isnan(r.copy_s) && status.rows_total() > 0 &&
-        status.rows_copied() >= status.rows_total()) {
+        (status.rows_copied() >= status.rows_total() ||
+         status.phase() == v1::RESHARD_PHASE_SWITCHING ||
+         status.phase() == v1::RESHARD_PHASE_COMPLETE)) {
       r.copy_s = s;
-      Line(absl::StrFormat("      %8.0f ms  status: %s, all %d rows copied", s * 1000,
-                           PhaseName(status.phase()), status.rows_total()));
+      r.rows_copied = status.rows_copied();
+      r.copy_end = "status poll";
+      Line(absl::StrFormat("      %8.0f ms  status: %s, %d / %d rows copied: copy seen done",
+                           s * 1000, PhaseName(status.phase()), status.rows_copied(),
+                           status.rows_total()));
     }
     if (status.phase() == v1::RESHARD_PHASE_COMPLETE) {
       r.total_s = s;
@@ -386,18 +406,28 @@ ReshardResult Reshard(TestCluster& cluster, const std::string& table, int shards
   r.write_pause_ms = status.write_pause_ms();
   Line(absl::StrFormat("      ReshardTable call returned in %.1f ms; %d status polls", call_ms,
                        r.polls));
-  auto switched = Timeline(logs, r.call);
+  absl::Time copy_done = absl::InfinitePast();
+  auto switched = Timeline(logs, r.call, &copy_done);
+  if (copy_done != absl::InfinitePast()) {
+    // The conductor's "job N (ReshardTableJob) done" line: the copy's end
+    // without the poll interval; rows_copied in the polls lags the job (it
+    // rides on heartbeats), so the rows are the final rows_copied.
+    r.copy_s = absl::ToDoubleSeconds(copy_done - r.call);
+    r.rows_copied = status.rows_copied();
+    r.copy_end = "conductor's log: copy job done";
+  }
   r.switched = switched.value_or(absl::InfinitePast());
   Line("      " + FormatCpuPerOp(r.cpu, 1) + "  (whole reshard)");
   return r;
 }
 
 void PrintReshard(const std::string& label, const ReshardResult& r, double raw_rate) {
-  const double copy_rate = r.rows_total / r.copy_s;
-  Line(absl::StrFormat("  %s: total %.2f s (call -> complete), copy %.2f s (call -> all %d rows "
-                       "copied) = %s rows, write pause %d ms",
-                       label, r.total_s, r.copy_s, r.rows_total, FormatRate(copy_rate),
-                       r.write_pause_ms));
+  const double copy_rate = r.rows_copied / r.copy_s;
+  Line(
+      absl::StrFormat("  %s: total %.2f s (call -> complete), copy %.2f s (call -> %s; %d rows "
+                      "copied, rows_total %d) = %s rows, write pause %d ms",
+                      label, r.total_s, r.copy_s, r.copy_end, r.rows_copied, r.rows_total,
+                      FormatRate(copy_rate), r.write_pause_ms));
   Line(absl::StrFormat("    copy rows/s / raw SQLite export-import rows/s = %s / %s = %.2fx",
                        FormatRate(copy_rate), FormatRate(raw_rate), copy_rate / raw_rate));
 }
@@ -515,10 +545,9 @@ LedgerCheck CheckLedger(TestCluster& cluster, const std::string& table,
     std::vector<std::string> marks(n, "?");
     std::vector<v1::Value> params;
     for (size_t k = 0; k < n; ++k) params.push_back(Int(ids[i + k]));
-    auto r = MustExecute(cluster.ops(),
-                         "SELECT id, v FROM " + table + " WHERE id IN (" +
-                             absl::StrJoin(marks, ", ") + ")",
-                         params);
+    auto r = MustExecute(
+        cluster.ops(),
+        "SELECT id, v FROM " + table + " WHERE id IN (" + absl::StrJoin(marks, ", ") + ")", params);
     std::unordered_map<int64_t, int64_t> found;
     for (const auto& rs : r.result_sets()) {
       for (const auto& row : rs.rows()) found[row.values(0).integer()] = row.values(1).integer();
@@ -574,8 +603,7 @@ int Main(int argc, char** argv) {
       "  cluster: conductor (default flags) + %d storage nodes (synchronous=full) + %d queue "
       "workers (default flags), data in %s",
       kNodes, kWorkers, cluster->root()));
-  const std::string rows_label =
-      options.rows == 1000000 ? "1M" : absl::StrCat(options.rows);
+  const std::string rows_label = options.rows == 1000000 ? "1M" : absl::StrCat(options.rows);
 
   Section(absl::StrFormat("setup: t1 and t2, 1 shard each, %d rows each", options.rows));
   for (const char* table : {"t1", "t2"}) {
@@ -601,21 +629,21 @@ int Main(int argc, char** argv) {
   Totals a_after = TotalsOf(*cluster, "t1");
   Line(absl::StrFormat("    t1 shards after: %s", ShardLayout(*cluster, "t1")));
   const bool a_rows_ok = a_before.count == a_after.count && a_before.sum_id == a_after.sum_id;
-  Line(absl::StrFormat("    rows verified: COUNT(*) %d -> %d, SUM(id) %d -> %d: %s",
-                       a_before.count, a_after.count, a_before.sum_id, a_after.sum_id,
+  Line(absl::StrFormat("    rows verified: COUNT(*) %d -> %d, SUM(id) %d -> %d: %s", a_before.count,
+                       a_after.count, a_before.sum_id, a_after.sum_id,
                        a_rows_ok ? "equal" : "DIFFERENT"));
 
   // ---- run B: under load
-  Section(absl::StrFormat("run B (under load): reshard t2 1 -> %d, %s rows, %d writer threads "
-                          "(single-row INSERT/UPDATE/DELETE, 4:4:2)",
-                          kTargetShards, rows_label, options.writers));
+  Section(
+      absl::StrFormat("run B (under load): reshard t2 1 -> %d, %s rows, %d writer threads "
+                      "(single-row INSERT/UPDATE/DELETE, 4:4:2)",
+                      kTargetShards, rows_label, options.writers));
   std::vector<Writer> writers(options.writers);
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   for (int i = 0; i < options.writers; ++i) {
-    threads.emplace_back([&, i] {
-      RunWriter(*cluster, "t2", i, options.rows, options.writers, stop, &writers[i]);
-    });
+    threads.emplace_back(
+        [&, i] { RunWriter(*cluster, "t2", i, options.rows, options.writers, stop, &writers[i]); });
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));  // steady state first
   const absl::Time load_start = absl::Now();
@@ -628,6 +656,7 @@ int Main(int argc, char** argv) {
 
   std::vector<double> all, before_switch, during_copy;
   double max_in_pause_us = 0;
+  WriteSample slowest{absl::InfinitePast(), absl::InfinitePast(), 0};
   int64_t in_pause = 0;
   int64_t inserts = 0, updates = 0, deletes = 0, errors = 0;
   const absl::Time b_complete = b.call + absl::Seconds(b.total_s);
@@ -643,6 +672,7 @@ int Main(int argc, char** argv) {
     errors += w.errors;
     for (const auto& s : w.samples) {
       all.push_back(s.us);
+      if (s.us > slowest.us) slowest = s;
       if (s.start >= b.call && s.end <= b_complete) during_copy.push_back(s.us);
       if (have_switch && s.start <= pause_to && s.end >= pause_from) {
         ++in_pause;
@@ -660,11 +690,14 @@ int Main(int argc, char** argv) {
       inserts + updates + deletes, inserts, updates, deletes, errors,
       (inserts + updates + deletes) / load_s));
   Line(absl::StrFormat("    write latency, whole run:           p50 %s  p99 %s  max %s  (%d)",
-                       FormatMicros(lat.p50_us), FormatMicros(lat.p99_us),
-                       FormatMicros(lat.max_us), lat.count));
+                       FormatMicros(lat.p50_us), FormatMicros(lat.p99_us), FormatMicros(lat.max_us),
+                       lat.count));
   Line(absl::StrFormat("    write latency, call -> complete:    p50 %s  p99 %s  max %s  (%d)",
                        FormatMicros(lat_during.p50_us), FormatMicros(lat_during.p99_us),
                        FormatMicros(lat_during.max_us), lat_during.count));
+  Line(absl::StrFormat("    slowest write: %s, started %+.0f ms after the ReshardTable call",
+                       FormatMicros(slowest.us),
+                       absl::ToDoubleMilliseconds(slowest.start - b.call)));
   if (have_switch) {
     Line(absl::StrFormat(
         "    write latency, in flight during the switch's pause (%d ms before the log line "
@@ -694,13 +727,14 @@ int Main(int argc, char** argv) {
                        FormatRate(raw_rate)));
   PrintReshard("run A (idle)      ", a, raw_rate);
   PrintReshard("run B (under load)", b, raw_rate);
-  Line(absl::StrFormat("    run B writers: p50 %s  p99 %s  max %s; max in flight during the "
-                       "switch %s",
-                       FormatMicros(lat.p50_us), FormatMicros(lat.p99_us),
-                       FormatMicros(lat.max_us), have_switch ? FormatMicros(max_in_pause_us) : "?"));
+  Line(
+      absl::StrFormat("    run B writers: p50 %s  p99 %s  max %s; max in flight during the "
+                      "switch %s",
+                      FormatMicros(lat.p50_us), FormatMicros(lat.p99_us), FormatMicros(lat.max_us),
+                      have_switch ? FormatMicros(max_in_pause_us) : "?"));
 
-  const double a_rate = a.rows_total / a.copy_s;
-  const double b_rate = b.rows_total / b.copy_s;
+  const double a_rate = a.rows_copied / a.copy_s;
+  const double b_rate = b.rows_copied / b.copy_s;
   Verdict(absl::StrFormat("5 reshard %s rows 1->8, idle: copy rate", rows_label),
           absl::StrFormat("%s rows (%.2fx raw SQLite)", FormatRate(a_rate), a_rate / raw_rate),
           ">= 200 k/s", a_rate >= kTargetRowsPerSecond);
@@ -711,11 +745,11 @@ int Main(int argc, char** argv) {
           a.write_pause_ms <= kTargetPauseMs);
   Verdict("5 reshard, under load: write pause", absl::StrFormat("%d ms", b.write_pause_ms),
           "<= 100 ms", b.write_pause_ms <= kTargetPauseMs);
-  Verdict("5 reshard: lost writes (idle: COUNT/SUM; load: ledger + COUNT)",
-          absl::StrFormat("%d lost of %d checked; idle rows %s; COUNT %s", ledger.lost,
-                          ledger.checked, a_rows_ok ? "equal" : "DIFFERENT",
-                          b_count_ok ? "as expected" : "DIFFERENT"),
-          "0", ledger.lost == 0 && a_rows_ok && b_count_ok);
+  Verdict(
+      "5 reshard: lost writes (idle: COUNT/SUM; load: ledger + COUNT)",
+      absl::StrFormat("%d lost of %d checked; idle rows %s; COUNT %s", ledger.lost, ledger.checked,
+                      a_rows_ok ? "equal" : "DIFFERENT", b_count_ok ? "as expected" : "DIFFERENT"),
+      "0", ledger.lost == 0 && a_rows_ok && b_count_ok);
   PrintVerdicts();
   Line(absl::StrFormat("total time %s", FormatMicros(MicrosSince(total_start))));
   return 0;

@@ -707,17 +707,44 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
   return absl::OkStatus();  // the clean-up follows (Advance)
 }
 
+absl::Status ReshardManager::DeleteShardRows(const Snapshot& snapshot, const TableMeta& table,
+                                             const std::vector<int32_t>& shard_ids) {
+  std::vector<std::string> key;
+  for (const auto& column : table.primary_key) key.push_back(QuoteIdentifier(column));
+  const std::string tuple =
+      key.size() == 1 ? key[0] : absl::StrCat("(", absl::StrJoin(key, ", "), ")");
+  const std::string name = QuoteIdentifier(table.name);
+  const std::string sql =
+      absl::StrCat("DELETE FROM ", name, " WHERE ", sql::kVirtualShardColumn, " = ?1 AND ", tuple,
+                   " IN (SELECT ", absl::StrJoin(key, ", "), " FROM ", name, " WHERE ",
+                   sql::kVirtualShardColumn, " = ?1 LIMIT ", kDeleteBlockRows, ")");
+  for (int32_t shard_id : shard_ids) {
+    const ShardMeta* shard = ShardById(table, shard_id);
+    if (shard == nullptr) continue;
+    const NodeMeta node = NodeOf(snapshot, shard->node_id);
+    while (true) {
+      storage::v1::ExecuteBatchRequest request;
+      auto* statement = request.add_statements();
+      statement->set_sql(sql);
+      *statement->add_params() = IntegerValue(shard_id);
+      auto answer = storage_->ExecuteBatchBlocking(node, request, StorageDeadline());
+      if (!answer.ok()) return answer.status();
+      if (answer->results_size() == 0 || answer->results(0).rows_affected() == 0) break;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReshardManager::CleanUp(const OpRecord& op) {
   auto snapshot = store_->snapshot();
   const TableMeta* table = TableById(*snapshot, op.table_id);
   if (table == nullptr) return SetPhase(op.id, "complete", "");
+  // Retired rows go in small transactions, so that the node's writer is
+  // never held for long (one DELETE of a million rows stalls every write).
+  if (auto s = DeleteShardRows(*snapshot, *table, op.sources); !s.ok()) return s;
   std::vector<NodeBatch> batches;
-  const std::string sources = JoinIds(op.sources);
   for (const NodeMeta& node : snapshot->nodes) {
     NodeBatch batch{node, {}};
-    batch.request.add_statements()->set_sql(
-        absl::StrCat("DELETE FROM ", QuoteIdentifier(table->name), " WHERE ",
-                     sql::kVirtualShardColumn, " IN (", sources, ")"));
     for (const auto& sql : reshard::DisableCaptureSql(table->name)) {
       batch.request.add_statements()->set_sql(sql);
     }

@@ -89,6 +89,11 @@ class ReshardManager : public Resharder {
   absl::Status CatchUp(const OpRecord& op, const std::set<int32_t>& copied, bool* all_caught_up);
   absl::Status Switch(const OpRecord& op);
   absl::Status CleanUp(const OpRecord& op);
+  // Deletes the rows of `shard_ids` on their nodes, kDeleteBlockRows per
+  // transaction.
+  absl::Status DeleteShardRows(const Snapshot& snapshot, const TableMeta& table,
+                               const std::vector<int32_t>& shard_ids);
+  static constexpr int kDeleteBlockRows = 5000;
   absl::Status Fail(const OpRecord& op, const std::string& error);
   absl::Time StorageDeadline() const { return absl::Now() + options_.storage_timeout; }
 
