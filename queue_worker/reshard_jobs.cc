@@ -165,7 +165,7 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
     google::protobuf::RepeatedPtrField<Value> pending_last_key;
     auto flush = [&]() -> absl::Status {
       if (pending.empty()) return absl::OkStatus();
-      auto written = reshard::ApplyRows(layout, targets, pending, execute);
+      auto written = reshard::ApplyRows(layout, targets, pending, execute, /*parallel_nodes=*/true);
       if (!written.ok()) return written.status();
       *progress.mutable_last_key() = pending_last_key;
       progress.set_rows_copied(progress.rows_copied() + static_cast<int64_t>(pending.size()));

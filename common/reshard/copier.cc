@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -128,13 +129,32 @@ class NodeBatches {
     per_node.last_bytes += bytes;
   }
 
-  absl::Status RunAll(const NodeExecutor& execute) const {
-    for (const PerNode& per_node : nodes_) {
+  // Each node's batches in order; with `parallel`, the nodes at once (one
+  // thread per node beyond the first).
+  absl::Status RunAll(const NodeExecutor& execute, bool parallel = false) const {
+    auto run_node = [&](const PerNode& per_node) -> absl::Status {
       for (const ExecuteBatchRequest& batch : per_node.batches) {
         if (auto response = Run(execute, per_node.node, batch); !response.ok()) {
           return response.status();
         }
       }
+      return absl::OkStatus();
+    };
+    if (!parallel || nodes_.size() < 2) {
+      for (const PerNode& per_node : nodes_) {
+        if (auto s = run_node(per_node); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    }
+    std::vector<absl::Status> results(nodes_.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 1; i < nodes_.size(); ++i) {
+      threads.emplace_back([&, i] { results[i] = run_node(nodes_[i]); });
+    }
+    results[0] = run_node(nodes_[0]);
+    for (auto& thread : threads) thread.join();
+    for (const absl::Status& s : results) {
+      if (!s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -393,7 +413,7 @@ int TargetFor(const TableLayout& layout, const std::vector<TargetShard>& targets
 absl::StatusOr<int64_t> ApplyRows(const TableLayout& layout,
                                   const std::vector<TargetShard>& targets,
                                   const std::vector<std::vector<Value>>& rows,
-                                  const NodeExecutor& execute) {
+                                  const NodeExecutor& execute, bool parallel_nodes) {
   absl::StatusOr<Plan> plan = MakePlan(layout);
   if (!plan.ok()) return plan.status();
   if (auto s = CheckTargets(targets); !s.ok()) return s;
@@ -410,7 +430,7 @@ absl::StatusOr<int64_t> ApplyRows(const TableLayout& layout,
   }
   NodeBatches batches;
   AddUpserts(*plan, targets, rows_by_target, &batches);
-  if (auto s = batches.RunAll(execute); !s.ok()) return s;
+  if (auto s = batches.RunAll(execute, parallel_nodes); !s.ok()) return s;
   return static_cast<int64_t>(rows.size());
 }
 

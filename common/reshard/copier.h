@@ -91,10 +91,12 @@ int TargetFor(const TableLayout& layout, const std::vector<TargetShard>& targets
 // `targets` empty or not sorted by strictly increasing shard id, a row of the
 // wrong width or with a NULL shard key (nothing is written then); otherwise the
 // executor's first error (batches already run stay applied: re-run the call).
+// With `parallel_nodes`, the target nodes are written at once (one thread
+// per node), so `execute` must then be safe to call from several threads.
 absl::StatusOr<int64_t> ApplyRows(const TableLayout& layout,
                                   const std::vector<TargetShard>& targets,
                                   const std::vector<std::vector<conductor::v1::Value>>& rows,
-                                  const NodeExecutor& execute);
+                                  const NodeExecutor& execute, bool parallel_nodes = false);
 
 struct CatchUpResult {
   // The sequence number of the last change applied (and trimmed); after_seq
