@@ -754,23 +754,7 @@ absl::Status ReshardManager::CleanUp(const OpRecord& op) {
   for (const auto& answer : FanOut(*storage_, batches, StorageDeadline())) {
     if (!answer.ok()) return answer.status();
   }
-  if (auto s = store_->Mutate([&](Database& db) -> absl::Status {
-        auto shards =
-            db.Prepare("DELETE FROM table_shards WHERE table_id = ? AND status = 'retiring'");
-        if (!shards.ok()) return shards.status();
-        shards->BindInt64(1, op.table_id).IgnoreError();
-        if (auto r = shards->Run(); !r.ok()) return r;
-        auto record = db.Prepare(
-            "UPDATE reshard_operations SET phase = 'complete', updated_at_ms = ? "
-            "WHERE change_log_id = ?");
-        if (!record.ok()) return record.status();
-        record->BindInt64(1, TopologyStore::NowMs()).IgnoreError();
-        record->BindText(2, op.id).IgnoreError();
-        return record->Run();
-      });
-      !s.ok()) {
-    return s;
-  }
+  if (auto s = EndOperation(op, shard_status::kRetiring, "complete", ""); !s.ok()) return s;
   for (const IndexMeta& index : table->indexes) {
     for (int32_t source : op.sources) indexes_->ForgetShard(index.index_id, source).IgnoreError();
   }
@@ -784,30 +768,33 @@ absl::Status ReshardManager::CleanUp(const OpRecord& op) {
   return absl::OkStatus();
 }
 
+absl::Status ReshardManager::EndOperation(const OpRecord& op, const char* dropped_status,
+                                          const std::string& phase, const std::string& error) {
+  return store_->Mutate([&](Database& db) -> absl::Status {
+    auto shards = db.Prepare("DELETE FROM table_shards WHERE table_id = ? AND status = ?");
+    if (!shards.ok()) return shards.status();
+    shards->BindInt64(1, op.table_id).IgnoreError();
+    shards->BindText(2, dropped_status).IgnoreError();
+    if (auto r = shards->Run(); !r.ok()) return r;
+    auto record = db.Prepare(
+        "UPDATE reshard_operations SET phase = ?, error = ?, updated_at_ms = ? "
+        "WHERE change_log_id = ?");
+    if (!record.ok()) return record.status();
+    record->BindText(1, phase).IgnoreError();
+    record->BindText(2, error).IgnoreError();
+    record->BindInt64(3, TopologyStore::NowMs()).IgnoreError();
+    record->BindText(4, op.id).IgnoreError();
+    return record->Run();
+  });
+}
+
 absl::Status ReshardManager::Fail(const OpRecord& op, const std::string& error) {
   auto cancelled = jobs_->Cancel(JobOperation(op.id));
   if (!cancelled.ok()) return cancelled.status();
   // The record first: the sources keep serving whatever happens next, and
   // the target shard ids are never used again (Start skips them), so rows a
   // dead node still holds for them can never become visible.
-  if (auto s = store_->Mutate([&](Database& db) -> absl::Status {
-        auto shards =
-            db.Prepare("DELETE FROM table_shards WHERE table_id = ? AND status = 'pending'");
-        if (!shards.ok()) return shards.status();
-        shards->BindInt64(1, op.table_id).IgnoreError();
-        if (auto r = shards->Run(); !r.ok()) return r;
-        auto record = db.Prepare(
-            "UPDATE reshard_operations SET phase = 'failed', error = ?, updated_at_ms = ? "
-            "WHERE change_log_id = ?");
-        if (!record.ok()) return record.status();
-        record->BindText(1, error).IgnoreError();
-        record->BindInt64(2, TopologyStore::NowMs()).IgnoreError();
-        record->BindText(3, op.id).IgnoreError();
-        return record->Run();
-      });
-      !s.ok()) {
-    return s;
-  }
+  if (auto s = EndOperation(op, shard_status::kPending, "failed", error); !s.ok()) return s;
   LogWarning("reshard %s of %s failed: %s", op.id, op.table_name, error);
   // Then, best effort, the targets' rows, capture and fences on every node
   // that answers.

@@ -89,6 +89,10 @@ class ReshardManager : public Resharder {
   absl::Status CatchUp(const OpRecord& op, const std::set<int32_t>& copied, bool* all_caught_up);
   absl::Status Switch(const OpRecord& op);
   absl::Status CleanUp(const OpRecord& op);
+  // One topology transaction: the table's shard records of `dropped_status`
+  // removed, the operation in its final `phase` (complete / failed).
+  absl::Status EndOperation(const OpRecord& op, const char* dropped_status,
+                            const std::string& phase, const std::string& error);
   // Deletes the rows of `shard_ids` on their nodes, kDeleteBlockRows per
   // transaction.
   absl::Status DeleteShardRows(const Snapshot& snapshot, const TableMeta& table,
