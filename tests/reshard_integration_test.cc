@@ -37,6 +37,7 @@
 #include "common/sqlite.h"
 #include "gtest/gtest.h"
 #include "tests/harness/cluster.h"
+#include "tests/harness/cluster_sql_test.h"
 
 namespace conductor {
 namespace {
@@ -138,87 +139,8 @@ struct NodeRow {
   std::string rendered;
 };
 
-class ReshardIntegrationTest : public ::testing::Test {
+class ReshardIntegrationTest : public testing::ClusterSqlTest {
  protected:
-  // 3 storage nodes, `workers` queue workers, 2 s job leases.
-  void StartCluster(int workers = 2, std::vector<std::string> worker_flags = {}) {
-    TestCluster::Options options;
-    options.storage_nodes = 3;
-    options.workers = workers;
-    options.extra_worker_flags = std::move(worker_flags);
-    options.extra_conductor_flags = {"--job_lease_s=2"};
-    auto cluster = TestCluster::Start(options);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = std::move(*cluster);
-  }
-
-  grpc::Status Run(const std::string& sql, const std::vector<Value>& params = {},
-                   v1::ExecuteResponse* response = nullptr) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::ExecuteRequest request;
-    request.set_sql(sql);
-    for (const auto& p : params) *request.add_params() = p;
-    v1::ExecuteResponse ignored;
-    return cluster_->ops().Execute(&context, request, response ? response : &ignored);
-  }
-
-  // The first result set of a statement that must succeed.
-  v1::ResultSet Query(const std::string& sql, const std::vector<Value>& params = {}) {
-    v1::ExecuteResponse response;
-    grpc::Status status = Run(sql, params, &response);
-    EXPECT_TRUE(status.ok()) << sql << ": " << status.error_message();
-    if (response.result_sets_size() == 0) return v1::ResultSet();
-    return response.result_sets(0);
-  }
-
-  int64_t Count(const std::string& sql, const std::vector<Value>& params = {}) {
-    v1::ResultSet set = Query(sql, params);
-    if (set.rows_size() != 1 || set.rows(0).values_size() != 1) {
-      ADD_FAILURE() << sql << " gave no single count";
-      return -1;
-    }
-    return set.rows(0).values(0).integer();
-  }
-
-  template <typename Req, typename Resp>
-  grpc::Status Call(grpc::Status (v1::TableOps::Stub::*method)(grpc::ClientContext*, const Req&,
-                                                               Resp*),
-                    const Req& request, Resp* response) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    return (cluster_->ops().*method)(&context, request, response);
-  }
-
-  static void ExpectError(const grpc::Status& status, grpc::StatusCode code,
-                          const std::string& reason) {
-    EXPECT_EQ(status.error_code(), code) << status.error_message();
-    if (!reason.empty()) {
-      EXPECT_EQ(ErrorReason(FromGrpcStatus(status)), reason) << status.error_message();
-    }
-    EXPECT_FALSE(status.error_message().empty());
-  }
-
-  static ::testing::AssertionResult IsOk(const grpc::Status& status) {
-    if (status.ok()) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << "gRPC code " << status.error_code() << ": " << status.error_message();
-  }
-
-  static const v1::ResultSet* Set(const v1::ExecuteResponse& response, const std::string& name) {
-    for (const auto& set : response.result_sets()) {
-      if (set.name() == name) return &set;
-    }
-    return nullptr;
-  }
-
-  static int ColumnIndex(const v1::ResultSet& set, const std::string& name) {
-    for (int i = 0; i < set.columns_size(); ++i) {
-      if (set.columns(i) == name) return i;
-    }
-    return -1;
-  }
-
   static std::vector<std::string> Columns(const v1::ResultSet& set) {
     return std::vector<std::string>(set.columns().begin(), set.columns().end());
   }
@@ -863,8 +785,6 @@ class ReshardIntegrationTest : public ::testing::Test {
                         << ", exactly the shards of the files, the rows of the files)"
                         << wrong_examples;
   }
-
-  std::unique_ptr<TestCluster> cluster_;
 };
 
 // ---------------------------------------------------------------------------
