@@ -67,6 +67,10 @@ absl::Status ValidateBootstrapOptions(const BootstrapOptions& options) {
   if (options.job_lease < absl::Seconds(1) || options.job_lease > absl::Hours(1)) {
     return absl::InvalidArgumentError("--job_lease_s must be within 1..3600");
   }
+  if (options.reshard_max_pause < absl::Milliseconds(10) ||
+      options.reshard_max_pause > absl::Minutes(10)) {
+    return absl::InvalidArgumentError("--reshard_max_pause_ms must be within 10..600000");
+  }
   if (options.job_max_attempts < 1) {
     return absl::InvalidArgumentError("--job_max_attempts must be at least 1");
   }
@@ -74,14 +78,15 @@ absl::Status ValidateBootstrapOptions(const BootstrapOptions& options) {
 }
 
 Conductor::Conductor(std::unique_ptr<TopologyStore> store, std::unique_ptr<IndexEntryStore> entries,
-                     TableOperationsOptions options, JobQueueOptions job_options)
+                     TableOperationsOptions options, JobQueueOptions job_options,
+                     ReshardOptions reshard_options)
     : store_(std::move(store)),
       job_queue_(store_.get(), std::move(job_options)),
       indexes_(store_.get(), &storage_, &job_queue_, std::move(entries),
                IndexManagerOptions{options.storage_timeout}),
       tables_(store_.get(), &storage_, options, &indexes_, &job_queue_),
       reshards_(store_.get(), &storage_, &job_queue_, &indexes_, &write_gate_, &tables_,
-                ReshardOptions{options.storage_timeout}),
+                std::move(reshard_options)),
       executor_(&storage_, options.storage_timeout),
       sql_(&tables_, store_.get(), &executor_, &indexes_, &write_gate_, &reshards_),
       table_ops_service_(&tables_, &sql_, &reshards_),
@@ -113,8 +118,14 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
   JobQueueOptions job_options;
   job_options.lease_ms = absl::ToInt64Milliseconds(options.job_lease);
   job_options.max_attempts = options.job_max_attempts;
+  ReshardOptions reshard_options;
+  reshard_options.storage_timeout = options.storage_timeout;
+  reshard_options.max_pause = options.reshard_max_pause;
+  reshard_options.testing_hold_before_switch = options.testing_switch_hold_before;
+  reshard_options.testing_hold_after_switch = options.testing_switch_hold_after;
   std::unique_ptr<Conductor> conductor(
-      new Conductor(std::move(*store), std::move(*entries), table_options, std::move(job_options)));
+      new Conductor(std::move(*store), std::move(*entries), table_options, std::move(job_options),
+                    std::move(reshard_options)));
   if (auto s = conductor->indexes_.Init(); !s.ok()) return s;
 
   // Register the storage nodes the topology does not know yet.

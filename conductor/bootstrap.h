@@ -37,6 +37,12 @@ struct BootstrapOptions {
   // Job queue (docs/job-queue.md): lease length and attempts per job.
   absl::Duration job_lease = absl::Seconds(30);
   int job_max_attempts = 5;
+  // Resharding (docs/resharding.md): the longest a switch may hold writes.
+  absl::Duration reshard_max_pause = absl::Seconds(2);
+  // Fault-injection for tests only: how long a switch waits with writes
+  // held, just before / just after its topology transaction.
+  absl::Duration testing_switch_hold_before = absl::ZeroDuration();
+  absl::Duration testing_switch_hold_after = absl::ZeroDuration();
 };
 
 // Flag-level checks: addresses well formed, data_dir given, no duplicates.
@@ -64,7 +70,8 @@ class Conductor {
 
  private:
   Conductor(std::unique_ptr<TopologyStore> store, std::unique_ptr<IndexEntryStore> entries,
-            TableOperationsOptions options, JobQueueOptions job_options);
+            TableOperationsOptions options, JobQueueOptions job_options,
+            ReshardOptions reshard_options);
 
   std::unique_ptr<TopologyStore> store_;
   JobQueue job_queue_;

@@ -25,6 +25,15 @@ ABSL_FLAG(int, storage_wait_s, 60,
 ABSL_FLAG(int, job_lease_s, 30,
           "how long a worker's job lease (and each heartbeat's extension) lasts, 1..3600");
 ABSL_FLAG(int, job_max_attempts, 5, "attempts per job before it (and its operation) fails");
+ABSL_FLAG(int, reshard_max_pause_ms, 2000,
+          "the longest a reshard's switch may hold the table's writes; past it the switch "
+          "rolls back to copying and is retried, 10..600000");
+ABSL_FLAG(int, testing_reshard_switch_hold_before_ms, 0,
+          "TESTING ONLY: a reshard's switch waits this long with writes held, just before its "
+          "topology transaction (fault-injection point)");
+ABSL_FLAG(int, testing_reshard_switch_hold_after_ms, 0,
+          "TESTING ONLY: a reshard's switch waits this long with writes held, just after its "
+          "topology transaction (fault-injection point)");
 
 int main(int argc, char** argv) {
   conductor::BlockTerminationSignals();
@@ -41,6 +50,11 @@ int main(int argc, char** argv) {
   options.storage_wait = absl::Seconds(absl::GetFlag(FLAGS_storage_wait_s));
   options.job_lease = absl::Seconds(absl::GetFlag(FLAGS_job_lease_s));
   options.job_max_attempts = absl::GetFlag(FLAGS_job_max_attempts);
+  options.reshard_max_pause = absl::Milliseconds(absl::GetFlag(FLAGS_reshard_max_pause_ms));
+  options.testing_switch_hold_before =
+      absl::Milliseconds(absl::GetFlag(FLAGS_testing_reshard_switch_hold_before_ms));
+  options.testing_switch_hold_after =
+      absl::Milliseconds(absl::GetFlag(FLAGS_testing_reshard_switch_hold_after_ms));
   if (auto s = conductor::ValidateBootstrapOptions(options); !s.ok()) {
     fprintf(stderr, "conductor: %s\n", std::string(s.message()).c_str());
     return 2;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/reshard/change_capture.h"
@@ -624,6 +625,13 @@ absl::Status ReshardManager::CatchUp(const OpRecord& op, const std::set<int32_t>
   return absl::OkStatus();
 }
 
+void ReshardManager::TestingHold(const OpRecord& op, absl::Duration hold, const char* where) {
+  if (hold <= absl::ZeroDuration()) return;
+  LogWarning("reshard %s of %s: TESTING: holding the switch %d ms %s its topology transaction",
+             op.id, op.table_name, static_cast<int>(absl::ToInt64Milliseconds(hold)), where);
+  absl::SleepFor(hold);
+}
+
 absl::Status ReshardManager::Switch(const OpRecord& op) {
   if (auto s = SetPhase(op.id, "switching", ""); !s.ok()) return s;
   auto snapshot = store_->snapshot();
@@ -676,6 +684,7 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
     return back_to_copying(absl::StrCat("source shards hold ", *source_rows,
                                         " rows but target shards ", *target_rows));
   }
+  TestingHold(op, options_.testing_hold_before_switch, "before");
   if (absl::Now() >= give_up) return back_to_copying("the pause limit was reached");
   const int64_t pause_ms = absl::ToInt64Milliseconds(absl::Now() - paused_at);
   // The one switch point: targets active, sources retiring.
@@ -701,6 +710,7 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
     return absl::OkStatus();
   });
   if (!switched.ok()) return back_to_copying(std::string(switched.message()));
+  TestingHold(op, options_.testing_hold_after_switch, "after");
   gate_->Open(op.table_id);
   LogInfo("reshard %s of %s: switched to %d shards; writes paused %d ms", op.id, op.table_name,
           static_cast<int>(target_ids.size()), static_cast<int>(pause_ms));

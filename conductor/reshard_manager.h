@@ -51,6 +51,11 @@ struct ReshardOptions {
   int caught_up_changes = 200;
   // How often the coordinator looks at the operations.
   absl::Duration tick = absl::Milliseconds(100);
+  // Fault injection for tests (--testing_reshard_switch_hold_*_ms): the
+  // switch sleeps this long with writes held, just before / just after its
+  // topology transaction, so that a test can kill the conductor there.
+  absl::Duration testing_hold_before_switch = absl::ZeroDuration();
+  absl::Duration testing_hold_after_switch = absl::ZeroDuration();
 };
 
 class ReshardManager : public Resharder {
@@ -88,6 +93,8 @@ class ReshardManager : public Resharder {
   absl::Status Advance(const OpRecord& op);
   absl::Status CatchUp(const OpRecord& op, const std::set<int32_t>& copied, bool* all_caught_up);
   absl::Status Switch(const OpRecord& op);
+  // Sleeps `hold` (test fault injection; a no-op when zero), logging where.
+  void TestingHold(const OpRecord& op, absl::Duration hold, const char* where);
   absl::Status CleanUp(const OpRecord& op);
   // One topology transaction: the table's shard records of `dropped_status`
   // removed, the operation in its final `phase` (complete / failed).

@@ -20,12 +20,14 @@ namespace conductor::testing {
 class ClusterSqlTest : public ::testing::Test {
  protected:
   // 3 storage nodes, `workers` queue workers, 2 s job leases.
-  void StartCluster(int workers = 2, std::vector<std::string> worker_flags = {}) {
+  void StartCluster(int workers = 2, std::vector<std::string> worker_flags = {},
+                    std::vector<std::string> conductor_flags = {}) {
     TestCluster::Options options;
     options.storage_nodes = 3;
     options.workers = workers;
     options.extra_worker_flags = std::move(worker_flags);
     options.extra_conductor_flags = {"--job_lease_s=2"};
+    for (auto& flag : conductor_flags) options.extra_conductor_flags.push_back(std::move(flag));
     auto cluster = TestCluster::Start(options);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
