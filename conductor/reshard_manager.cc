@@ -1,6 +1,7 @@
 #include "conductor/reshard_manager.h"
 
 #include <algorithm>
+#include <future>
 #include <random>
 
 #include "absl/strings/numbers.h"
@@ -674,9 +675,17 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
     std::lock_guard<std::mutex> lock(mu_);
     applied_seq_[op.id][source.shard_id] = after;
   }
-  auto source_rows = reshard::CountShards(layout, sources, executor);
+  const absl::Time caught_up_at = absl::Now();
+  // Both sides at once, every shard on its own call: the count takes as long
+  // as the largest shard's, and it is most of the pause.
+  auto counting_sources = std::async(std::launch::async, [&] {
+    return reshard::CountShards(layout, sources, executor, /*parallel=*/true);
+  });
   auto target_rows = reshard::CountShards(
-      layout, std::vector<reshard::SourceShard>(targets.begin(), targets.end()), executor);
+      layout, std::vector<reshard::SourceShard>(targets.begin(), targets.end()), executor,
+      /*parallel=*/true);
+  auto source_rows = counting_sources.get();
+  const absl::Time counted_at = absl::Now();
   if (!source_rows.ok() || !target_rows.ok()) {
     return back_to_copying("the row counts could not be taken");
   }
@@ -712,8 +721,28 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
   if (!switched.ok()) return back_to_copying(std::string(switched.message()));
   TestingHold(op, options_.testing_hold_after_switch, "after");
   gate_->Open(op.table_id);
-  LogInfo("reshard %s of %s: switched to %d shards; writes paused %d ms", op.id, op.table_name,
-          static_cast<int>(target_ids.size()), static_cast<int>(pause_ms));
+  const absl::Time opened_at = absl::Now();
+  // The pause recorded above ends before the topology transaction; now that
+  // writes flow again, record the whole of it (best effort: a failure leaves
+  // the first figure).
+  const int64_t whole_pause_ms = absl::ToInt64Milliseconds(opened_at - paused_at);
+  store_
+      ->Transact([&](Database& db) -> absl::Status {
+        auto record =
+            db.Prepare("UPDATE reshard_operations SET write_pause_ms = ? WHERE change_log_id = ?");
+        if (!record.ok()) return record.status();
+        record->BindInt64(1, whole_pause_ms).IgnoreError();
+        record->BindText(2, op.id).IgnoreError();
+        return record->Run();
+      })
+      .IgnoreError();
+  LogInfo(
+      "reshard %s of %s: switched to %d shards; writes paused %d ms (drain and last catch-up "
+      "%d ms, row counts %d ms, topology transaction %d ms)",
+      op.id, op.table_name, static_cast<int>(target_ids.size()), static_cast<int>(whole_pause_ms),
+      static_cast<int>(absl::ToInt64Milliseconds(caught_up_at - paused_at)),
+      static_cast<int>(absl::ToInt64Milliseconds(counted_at - caught_up_at)),
+      static_cast<int>(absl::ToInt64Milliseconds(opened_at - counted_at)));
   return absl::OkStatus();  // the clean-up follows (Advance)
 }
 

@@ -1,6 +1,8 @@
 #include "queue_worker/reshard_jobs.h"
 
 #include <chrono>
+#include <future>
+#include <memory>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -138,6 +140,42 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
 
   const auto started = std::chrono::steady_clock::now();
   int64_t copied_this_attempt = 0;
+  // Where the next scan call starts: the last key read. It runs ahead of
+  // progress.last_key() (the last key written, the point a new attempt
+  // resumes from) while a write is in flight.
+  google::protobuf::RepeatedPtrField<Value> scan_after = progress.last_key();
+  // Reading overlaps writing: one batch of rows is written to the targets on
+  // another thread while the next is read from the source. At most one write
+  // is in flight, and the saved point moves only past rows that are written.
+  std::vector<std::vector<Value>> pending;
+  struct InFlight {
+    std::future<absl::StatusOr<int64_t>> written;
+    google::protobuf::RepeatedPtrField<Value> last_key;
+    int64_t rows = 0;
+  } in_flight;
+  auto settle = [&]() -> absl::Status {
+    if (!in_flight.written.valid()) return absl::OkStatus();
+    absl::StatusOr<int64_t> written = in_flight.written.get();
+    if (!written.ok()) return written.status();
+    *progress.mutable_last_key() = in_flight.last_key;
+    progress.set_rows_copied(progress.rows_copied() + in_flight.rows);
+    return absl::OkStatus();
+  };
+  auto flush = [&](bool wait) -> absl::Status {
+    if (auto s = settle(); !s.ok()) return s;
+    if (!pending.empty()) {
+      auto rows = std::make_shared<std::vector<std::vector<Value>>>(std::move(pending));
+      pending.clear();
+      in_flight.last_key = scan_after;
+      in_flight.rows = static_cast<int64_t>(rows->size());
+      // (A future of std::async joins in its destructor: no write outlives
+      // this function, whichever way it returns.)
+      in_flight.written = std::async(std::launch::async, [&layout, &targets, &execute, rows] {
+        return reshard::ApplyRows(layout, targets, *rows, execute, /*parallel_nodes=*/true);
+      });
+    }
+    return wait ? settle() : absl::OkStatus();
+  };
   bool done = false;
   while (!done) {
     storage::v1::ScanShardRequest scan;
@@ -145,7 +183,7 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
     scan.set_shard_id(source);
     for (const auto& column : layout.columns) scan.add_columns(column);
     for (const auto& column : layout.primary_key) scan.add_key_columns(column);
-    *scan.mutable_after_key() = progress.last_key();
+    *scan.mutable_after_key() = scan_after;
     scan.set_block_size(std::max(1, plan.block_size()));
     scan.set_max_blocks(kBlocksPerCall);
     grpc::ClientContext scan_call;
@@ -159,42 +197,28 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
     storage::v1::ScanShardResponse block;
     absl::Status failed;
     int blocks = 0;
-    // Rows are applied a few blocks at a time (fewer, larger transactions
-    // on the targets); the saved point moves only once they are written.
-    std::vector<std::vector<Value>> pending;
-    google::protobuf::RepeatedPtrField<Value> pending_last_key;
-    auto flush = [&]() -> absl::Status {
-      if (pending.empty()) return absl::OkStatus();
-      auto written = reshard::ApplyRows(layout, targets, pending, execute, /*parallel_nodes=*/true);
-      if (!written.ok()) return written.status();
-      *progress.mutable_last_key() = pending_last_key;
-      progress.set_rows_copied(progress.rows_copied() + static_cast<int64_t>(pending.size()));
-      pending.clear();
-      return absl::OkStatus();
-    };
     while (reader->Read(&block)) {
       ++blocks;
       if (block.rows_size() > 0) {
         for (const auto& row : block.rows()) {
           pending.emplace_back(row.values().begin(), row.values().end());
         }
-        pending_last_key = block.last_key();
+        scan_after = block.last_key();
         copied_this_attempt += block.rows_size();
       }
-      if (static_cast<int>(pending.size()) >= kRowsPerApply || block.done() ||
-          options_.scan_rows_per_s > 0) {
-        failed = flush();
+      done = block.done();
+      // Throttled copies write every block at once (fine-grained progress).
+      const bool throttled = options_.scan_rows_per_s > 0;
+      if (done || throttled || static_cast<int>(pending.size()) >= kRowsPerApply) {
+        failed = flush(/*wait=*/done || throttled);
         if (!failed.ok()) break;
       }
-      if (block.done()) {
-        done = true;
-        progress.set_copy_done(true);
-      }
+      if (done) progress.set_copy_done(true);
       if (!context.Heartbeat(progress.SerializeAsString())) {
         failed = absl::CancelledError("the job was cancelled or its lease lost");
         break;
       }
-      if (options_.scan_rows_per_s > 0) {
+      if (throttled) {
         auto due = started + std::chrono::microseconds(copied_this_attempt * 1000000 /
                                                        options_.scan_rows_per_s);
         while (std::chrono::steady_clock::now() < due && !context.cancelled()) {
@@ -204,7 +228,6 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
       }
       if (done) break;
     }
-    if (failed.ok()) failed = flush();  // the next call resumes after these
     if (!failed.ok()) {
       scan_call.TryCancel();
       reader->Finish().ok();

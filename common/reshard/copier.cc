@@ -614,32 +614,51 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
 
 absl::StatusOr<int64_t> CountShards(const TableLayout& layout,
                                     const std::vector<ShardOnNode>& shards,
-                                    const NodeExecutor& execute) {
+                                    const NodeExecutor& execute, bool parallel) {
   absl::StatusOr<Plan> plan = MakePlan(layout);
   if (!plan.ok()) return plan.status();
   const std::string sql =
       absl::StrCat("SELECT count(*) FROM ", plan->table, " WHERE ", plan->virtual_shard, " = ?1");
-  std::vector<std::string> nodes;
-  std::map<std::string, ExecuteBatchRequest> batches;
+  // The calls: per node (one batch) or per shard.
+  std::vector<std::pair<std::string, ExecuteBatchRequest>> calls;
+  std::map<std::string, size_t> call_of_node;
   for (const ShardOnNode& shard : shards) {
-    auto [it, inserted] = batches.emplace(shard.node, ExecuteBatchRequest());
-    if (inserted) {
-      nodes.push_back(shard.node);
-      it->second.set_read_only(true);
+    size_t at = calls.size();
+    if (!parallel) {
+      auto [it, inserted] = call_of_node.emplace(shard.node, calls.size());
+      at = it->second;
     }
-    storage::v1::Statement* statement = it->second.add_statements();
+    if (at == calls.size()) {
+      calls.emplace_back(shard.node, ExecuteBatchRequest());
+      calls.back().second.set_read_only(true);
+    }
+    storage::v1::Statement* statement = calls[at].second.add_statements();
     statement->set_sql(sql);
     *statement->add_params() = IntegerValue(shard.shard_id);
   }
+  std::vector<absl::StatusOr<ExecuteBatchResponse>> responses(calls.size(),
+                                                              absl::UnknownError("not run"));
+  if (parallel && calls.size() > 1) {
+    std::vector<std::thread> threads;
+    threads.reserve(calls.size());
+    for (size_t i = 0; i < calls.size(); ++i) {
+      threads.emplace_back(
+          [&, i] { responses[i] = Run(execute, calls[i].first, calls[i].second); });
+    }
+    for (auto& thread : threads) thread.join();
+  } else {
+    for (size_t i = 0; i < calls.size(); ++i) {
+      responses[i] = Run(execute, calls[i].first, calls[i].second);
+    }
+  }
   int64_t total = 0;
-  for (const std::string& node : nodes) {
-    absl::StatusOr<ExecuteBatchResponse> response = Run(execute, node, batches[node]);
-    if (!response.ok()) return response.status();
-    for (const storage::v1::StatementResult& result : response->results()) {
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (!responses[i].ok()) return responses[i].status();
+    for (const storage::v1::StatementResult& result : responses[i]->results()) {
       if (result.rows_size() != 1 || result.rows(0).values_size() != 1 ||
           result.rows(0).values(0).kind_case() != Value::kInteger) {
-        return absl::InternalError(
-            absl::StrCat("node ", node, " answered a malformed count of table ", layout.table));
+        return absl::InternalError(absl::StrCat(
+            "node ", calls[i].first, " answered a malformed count of table ", layout.table));
       }
       total += result.rows(0).values(0).integer();
     }

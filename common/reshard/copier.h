@@ -149,12 +149,16 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
 // compares all sources with all targets: equal row counts, and optionally
 // equal checksums.
 
-// The number of rows in `shards`: one read batch per node, one
+// The number of rows in `shards`: one
 //   SELECT count(*) FROM "t" WHERE "_virtualShard" = ?1
-// per shard (served by the primary-key index).
+// per shard (served by the primary-key index); one read batch per node, or
+// with `parallel` one call per shard, all at once (a node counts several
+// shards on several reader connections), so that the count takes as long as
+// the largest shard's. `execute` must then be safe to call from several
+// threads.
 absl::StatusOr<int64_t> CountShards(const TableLayout& layout,
                                     const std::vector<ShardOnNode>& shards,
-                                    const NodeExecutor& execute);
+                                    const NodeExecutor& execute, bool parallel = false);
 
 // An order-independent digest of the rows of a set of shards.
 struct ShardsChecksum {

@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -1407,6 +1408,24 @@ TEST_F(VerificationTest, CountsAreOneReadBatchPerNode) {
   EXPECT_EQ(*CountShards(layout_, {{99, "n0"}}, cluster_.executor()), 0);
   EXPECT_FALSE(CountShards(layout_, {{1, "gone"}}, cluster_.executor()).ok());
   EXPECT_TRUE(cluster_.FullScans().empty()) << absl::StrJoin(cluster_.FullScans(), "\n");
+}
+
+TEST_F(VerificationTest, ParallelCountsAreOneCallPerShardWithTheSameTotals) {
+  // The fake cluster is single-threaded: serialise its calls.
+  std::mutex mu;
+  NodeExecutor serialised = [&](const std::string& node, const ExecuteBatchRequest& request) {
+    std::lock_guard<std::mutex> lock(mu);
+    return cluster_.Execute(node, request);
+  };
+  cluster_.stats.clear();
+  auto targets = CountShards(layout_, targets_, serialised, /*parallel=*/true);
+  ASSERT_TRUE(targets.ok()) << targets.status();
+  EXPECT_EQ(*targets, 500);
+  EXPECT_EQ(cluster_.stats["n1"].read_batches, 2);  // shards 3 and 5
+  EXPECT_EQ(cluster_.stats["n0"].read_batches, 1);  // shard 4
+  EXPECT_EQ(*CountShards(layout_, sources_, serialised, /*parallel=*/true), 500);
+  EXPECT_EQ(*CountShards(layout_, {}, serialised, /*parallel=*/true), 0);
+  EXPECT_FALSE(CountShards(layout_, {{3, "n1"}, {1, "gone"}}, serialised, true).ok());
 }
 
 TEST_F(VerificationTest, ChecksumsAreEqualExactlyWhenTheContentsAre) {
