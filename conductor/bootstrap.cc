@@ -121,6 +121,7 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
   ReshardOptions reshard_options;
   reshard_options.storage_timeout = options.storage_timeout;
   reshard_options.max_pause = options.reshard_max_pause;
+  reshard_options.verify_checksums = options.reshard_verify_checksums;
   reshard_options.testing_hold_before_switch = options.testing_switch_hold_before;
   reshard_options.testing_hold_after_switch = options.testing_switch_hold_after;
   std::unique_ptr<Conductor> conductor(

@@ -39,6 +39,7 @@ struct BootstrapOptions {
   int job_max_attempts = 5;
   // Resharding (docs/resharding.md): the longest a switch may hold writes.
   absl::Duration reshard_max_pause = absl::Seconds(2);
+  bool reshard_verify_checksums = false;
   // Fault-injection for tests only: how long a switch waits with writes
   // held, just before / just after its topology transaction.
   absl::Duration testing_switch_hold_before = absl::ZeroDuration();

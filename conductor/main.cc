@@ -28,6 +28,9 @@ ABSL_FLAG(int, job_max_attempts, 5, "attempts per job before it (and its operati
 ABSL_FLAG(int, reshard_max_pause_ms, 2000,
           "the longest a reshard's switch may hold the table's writes; past it the switch "
           "rolls back to copying and is retried, 10..600000");
+ABSL_FLAG(bool, reshard_verify_checksums, false,
+          "a reshard's switch also compares checksums of every row of the source and target "
+          "shards (reads the whole table while writes are held: a longer pause)");
 ABSL_FLAG(int, testing_reshard_switch_hold_before_ms, 0,
           "TESTING ONLY: a reshard's switch waits this long with writes held, just before its "
           "topology transaction (fault-injection point)");
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
   options.job_lease = absl::Seconds(absl::GetFlag(FLAGS_job_lease_s));
   options.job_max_attempts = absl::GetFlag(FLAGS_job_max_attempts);
   options.reshard_max_pause = absl::Milliseconds(absl::GetFlag(FLAGS_reshard_max_pause_ms));
+  options.reshard_verify_checksums = absl::GetFlag(FLAGS_reshard_verify_checksums);
   options.testing_switch_hold_before =
       absl::Milliseconds(absl::GetFlag(FLAGS_testing_reshard_switch_hold_before_ms));
   options.testing_switch_hold_after =

@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -685,7 +686,6 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
       layout, std::vector<reshard::SourceShard>(targets.begin(), targets.end()), executor,
       /*parallel=*/true);
   auto source_rows = counting_sources.get();
-  const absl::Time counted_at = absl::Now();
   if (!source_rows.ok() || !target_rows.ok()) {
     return back_to_copying("the row counts could not be taken");
   }
@@ -693,6 +693,26 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
     return back_to_copying(absl::StrCat("source shards hold ", *source_rows,
                                         " rows but target shards ", *target_rows));
   }
+  if (options_.verify_checksums) {
+    auto summing_sources = std::async(std::launch::async, [&] {
+      return reshard::ChecksumShards(layout, sources, kChecksumBlockRows, executor);
+    });
+    auto target_sum = reshard::ChecksumShards(
+        layout, std::vector<reshard::SourceShard>(targets.begin(), targets.end()),
+        kChecksumBlockRows, executor);
+    auto source_sum = summing_sources.get();
+    if (!source_sum.ok() || !target_sum.ok()) {
+      return back_to_copying("the checksums could not be taken");
+    }
+    if (*source_sum != *target_sum) {
+      return back_to_copying(absl::StrFormat(
+          "the checksums differ: sources %016x over %d rows, targets %016x over %d rows",
+          source_sum->checksum, source_sum->rows, target_sum->checksum, target_sum->rows));
+    }
+    LogInfo("reshard %s of %s: checksums equal over %d rows (%016x)", op.id, op.table_name,
+            source_sum->rows, source_sum->checksum);
+  }
+  const absl::Time counted_at = absl::Now();
   TestingHold(op, options_.testing_hold_before_switch, "before");
   if (absl::Now() >= give_up) return back_to_copying("the pause limit was reached");
   const int64_t pause_ms = absl::ToInt64Milliseconds(absl::Now() - paused_at);
@@ -738,9 +758,10 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
       .IgnoreError();
   LogInfo(
       "reshard %s of %s: switched to %d shards; writes paused %d ms (drain and last catch-up "
-      "%d ms, row counts %d ms, topology transaction %d ms)",
+      "%d ms, row counts%s %d ms, topology transaction %d ms)",
       op.id, op.table_name, static_cast<int>(target_ids.size()), static_cast<int>(whole_pause_ms),
       static_cast<int>(absl::ToInt64Milliseconds(caught_up_at - paused_at)),
+      options_.verify_checksums ? " and checksums" : "",
       static_cast<int>(absl::ToInt64Milliseconds(counted_at - caught_up_at)),
       static_cast<int>(absl::ToInt64Milliseconds(opened_at - counted_at)));
   return absl::OkStatus();  // the clean-up follows (Advance)

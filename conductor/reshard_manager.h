@@ -51,6 +51,10 @@ struct ReshardOptions {
   int caught_up_changes = 200;
   // How often the coordinator looks at the operations.
   absl::Duration tick = absl::Milliseconds(100);
+  // Whether the switch also compares checksums of every row of the sources
+  // and the targets (--reshard_verify_checksums): a read of the whole table
+  // while writes are held, so a longer pause.
+  bool verify_checksums = false;
   // Fault injection for tests (--testing_reshard_switch_hold_*_ms): the
   // switch sleeps this long with writes held, just before / just after its
   // topology transaction, so that a test can kill the conductor there.
@@ -105,6 +109,8 @@ class ReshardManager : public Resharder {
   absl::Status DeleteShardRows(const Snapshot& snapshot, const TableMeta& table,
                                const std::vector<int32_t>& shard_ids);
   static constexpr int kDeleteBlockRows = 5000;
+  // Rows per read of a checksum pass in the switch.
+  static constexpr int kChecksumBlockRows = 20000;
   absl::Status Fail(const OpRecord& op, const std::string& error);
   absl::Time StorageDeadline() const { return absl::Now() + options_.storage_timeout; }
 

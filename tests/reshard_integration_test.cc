@@ -15,7 +15,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -792,7 +795,8 @@ class ReshardIntegrationTest : public testing::ClusterSqlTest {
 // 1. Shapes: 1 → 4 → 8 → 3 over a few thousand rows of every storage class.
 
 TEST_F(ReshardIntegrationTest, ReshardOneToFourToEightToThree) {
-  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  // Every switch here also compares checksums of all rows.
+  ASSERT_NO_FATAL_FAILURE(StartCluster(2, {}, {"--reshard_verify_checksums"}));
   // A composite primary key, a TEXT shard key (the first key column), REAL,
   // BLOB and NULLs; 100-row blocks so that every copy takes several.
   ASSERT_NO_FATAL_FAILURE(
@@ -842,6 +846,16 @@ TEST_F(ReshardIntegrationTest, ReshardOneToFourToEightToThree) {
     EXPECT_EQ(done->rows_copied(), done->rows_total());
     std::cout << "reshard " << old_ids.size() << " → " << step.to
               << ": write_pause_ms=" << done->write_pause_ms() << "\n";
+    {
+      // The switch compared checksums (--reshard_verify_checksums).
+      std::ifstream log(cluster_->root() + "/conductor.log");
+      const std::string text((std::istreambuf_iterator<char>(log)),
+                             std::istreambuf_iterator<char>());
+      EXPECT_TRUE(
+          absl::StrContains(text, absl::StrCat("reshard ", id, " of shapes: checksums equal over ",
+                                               before.size(), " rows")))
+          << "no checksum line for " << id << " in the conductor's log";
+    }
     ASSERT_NO_FATAL_FAILURE(ExpectResharded(shape, id, old_ids, step.to, before));
     ASSERT_NO_FATAL_FAILURE(ExpectIndexRoutes(shape, "shapes_note", "note"));
 
