@@ -21,23 +21,43 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "client/backup.h"
 #include "client/params.h"
 #include "client/table_format.h"
 #include "client/table_ops_client.h"
 #include "client/views.h"
 #include "common/errors.h"
+#include "common/tls.h"
 #include "google/protobuf/util/json_util.h"
 
 ABSL_FLAG(std::string, conductor, "127.0.0.1:50051", "HOST:PORT of the conductor");
 ABSL_FLAG(bool, json, false, "print JSON instead of text tables");
 ABSL_FLAG(int, timeout_s, 30, "deadline of each call in seconds (reshard --wait has none)");
 ABSL_FLAG(bool, wait, false, "reshard: follow the operation until it completes or fails");
+ABSL_FLAG(std::string, out, "", "backup: the directory to write the backup to (new or empty)");
+ABSL_FLAG(std::string, from, "", "restore: the backup directory to restore from");
+ABSL_FLAG(std::string, data_dir, "", "restore: the data directory to restore into (new or empty)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA file: connect with TLS and verify the conductor against it (docs/security.md)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate to present (needs --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "name to verify the conductor's certificate against instead of the host of --conductor");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding the bearer token sent on every call (alternative: env "
+          "CONDUCTOR_AUTH_TOKEN)");
+ABSL_FLAG(std::string, internal_token_file, "",
+          "file holding the cluster's internal token, for admin commands that call internal "
+          "services (backup) when the cluster does not use mutual TLS (alternative: env "
+          "CONDUCTOR_INTERNAL_TOKEN)");
 
 namespace conductor {
 namespace {
 
 constexpr char kUsage[] =
-    R"(usage: conductorctl [--conductor=HOST:PORT] [--json] [--timeout_s=N] COMMAND [ARGS...]
+    R"(usage: conductorctl [--conductor=HOST:PORT] [--json] [--timeout_s=N]
+                    [--tls_ca=FILE [--tls_cert=FILE --tls_key=FILE]] [--token_file=FILE]
+                    COMMAND [ARGS...]
 
 commands:
   sql "STATEMENT" [PARAM...]  run one SQL statement; each PARAM binds the next ?:
@@ -48,6 +68,13 @@ commands:
   stats TABLE                 row counts, in total and per shard
   indexes [TABLE]             the virtual indexes, of TABLE or of every table
   reshard TABLE N [--wait]    change TABLE's shard count to N; --wait follows it
+  backup --out=DIR            online backup of the topology and every storage node
+                              into DIR (new or empty), with DIR/manifest.json
+  restore --from=DIR --data_dir=DIR conductor
+                              restore the conductor's files of a backup (offline)
+  restore --from=DIR --data_dir=DIR node NODE_ID
+                              restore one storage node's file (offline); start the
+                              node with --node_id=NODE_ID
   help                        this text
 
 exit status: 0 success, 1 the call failed, 2 usage error
@@ -223,10 +250,48 @@ int RunReshard(TableOpsClient& client, bool json, const Args& args) {
   return WaitForReshard(client, json, response->change_log_id());
 }
 
+int RunBackup(TableOpsClient& client, bool json, const Args&) {
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) return UsageError("backup needs --out=DIR");
+  auto manifest =
+      TakeBackup(client.channel(), out, /*chunk_bytes=*/0, [json](const std::string& line) {
+        if (!json) fprintf(stderr, "  %s\n", line.c_str());
+      });
+  if (!manifest.ok()) return Fail(manifest.status());
+  if (json) return PrintJson(*manifest);
+  Print(absl::StrCat("backup written to ", out, ": ", manifest->files_size(), " files, ",
+                     manifest->nodes_size(), " storage nodes, topology version ",
+                     manifest->topology_version(), ", finished at ", manifest->finished_at(),
+                     "\n"));
+  return 0;
+}
+
+int RunRestore(TableOpsClient&, bool, const Args& args) {
+  const std::string from = absl::GetFlag(FLAGS_from);
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (from.empty() || data_dir.empty())
+    return UsageError("restore needs --from=DIR and --data_dir=DIR");
+  absl::Status status;
+  std::string what;
+  if (args[0] == "conductor" && args.size() == 1) {
+    status = RestoreConductor(from, data_dir);
+    what = "the conductor's files";
+  } else if (args[0] == "node" && args.size() == 2) {
+    status = RestoreNode(from, args[1], data_dir);
+    what = absl::StrCat("storage node ", args[1]);
+  } else {
+    return UsageError("restore takes 'conductor' or 'node NODE_ID'");
+  }
+  if (!status.ok()) return Fail(status);
+  Print(absl::StrCat("restored ", what, " from ", from, " into ", data_dir, "\n"));
+  return 0;
+}
+
 const std::vector<Command>& Commands() {
   static const auto* commands = new std::vector<Command>{
       {"sql", 1, SIZE_MAX, RunSql}, {"tables", 0, 0, RunTables},   {"describe", 1, 1, RunDescribe},
       {"stats", 1, 1, RunStats},    {"indexes", 0, 1, RunIndexes}, {"reshard", 2, 2, RunReshard},
+      {"backup", 0, 0, RunBackup},  {"restore", 1, 2, RunRestore},
   };
   return *commands;
 }
@@ -287,6 +352,17 @@ int Main(int argc, char** argv) {
   if (timeout_s <= 0) return UsageError("--timeout_s must be positive");
   TableOpsClient::Options options;
   options.default_deadline = absl::Seconds(timeout_s);
+  options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  auto token = LoadToken(absl::GetFlag(FLAGS_token_file), "token_file", kAuthTokenEnv);
+  if (!token.ok()) return UsageError(std::string(token.status().message()));
+  options.token = *token;
+  auto internal_token =
+      LoadToken(absl::GetFlag(FLAGS_internal_token_file), "internal_token_file", kInternalTokenEnv);
+  if (!internal_token.ok()) return UsageError(std::string(internal_token.status().message()));
+  options.internal_token = *internal_token;
   auto client = TableOpsClient::Connect(absl::GetFlag(FLAGS_conductor), options);
   if (!client.ok()) return UsageError(std::string(client.status().message()));
   return command->run(**client, absl::GetFlag(FLAGS_json), args);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/tls.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -21,8 +22,19 @@ absl::StatusOr<std::unique_ptr<TableOpsClient>> TableOpsClient::Connect(absl::st
   }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  auto channel =
-      grpc::CreateCustomChannel(std::string(address), grpc::InsecureChannelCredentials(), args);
+  ClientSecurity security;
+  auto tls =
+      LoadClientTls(TlsFiles{options.tls_cert_file, options.tls_key_file, options.tls_ca_file});
+  if (!tls.ok()) return tls.status();
+  security.tls = *std::move(tls);
+  security.server_name = options.tls_server_name;
+  if (!options.token.empty()) {
+    security.metadata.emplace_back(kAuthorizationHeader, absl::StrCat("Bearer ", options.token));
+  }
+  if (!options.internal_token.empty()) {
+    security.metadata.emplace_back(kInternalTokenHeader, options.internal_token);
+  }
+  auto channel = MakeChannel(std::string(address), args, security);
   return FromChannel(std::move(channel), options);
 }
 

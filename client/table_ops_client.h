@@ -41,6 +41,22 @@ struct TableOpsClientOptions {
   absl::Duration default_deadline = absl::Seconds(30);
   // Largest response accepted (large SELECT results).
   int max_receive_message_bytes = 256 << 20;
+  // TLS (docs/security.md): a CA file makes the channel TLS, verifying the
+  // conductor's certificate against it; a cert and key file (both or
+  // neither) are presented as the client certificate. Empty: plaintext.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Name to check the conductor's certificate against instead of the
+  // address's host; empty: the host.
+  std::string tls_server_name;
+  // Bearer token sent as "authorization: Bearer <token>" on every call;
+  // empty: none (Connect does not read CONDUCTOR_AUTH_TOKEN; conductorctl does).
+  std::string token;
+  // The cluster's internal token, sent as "x-conductor-internal-token" on
+  // every call: for admin calls on the channel to internal services (backup)
+  // when the cluster uses an internal token rather than mutual TLS.
+  std::string internal_token;
 };
 
 class TableOpsClient {
@@ -57,6 +73,10 @@ class TableOpsClient {
   // A client over an existing channel (tests, custom credentials).
   static std::unique_ptr<TableOpsClient> FromChannel(std::shared_ptr<grpc::Channel> channel,
                                                      const Options& options = Options());
+
+  // The channel to the conductor (with its credentials), for the other
+  // services on the conductor's port (conductorctl backup).
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
   TableOpsClient(const TableOpsClient&) = delete;
   TableOpsClient& operator=(const TableOpsClient&) = delete;

@@ -38,6 +38,15 @@ inline constexpr char kConstraintViolation[] = "CONSTRAINT_VIOLATION";
 inline constexpr char kInvalidArgument[] = "INVALID_ARGUMENT";
 // The table is in the middle of another schema operation (create, drop, rename).
 inline constexpr char kTableBusy[] = "TABLE_BUSY";
+// A TableOps call without the configured bearer token, or with a wrong one
+// (UNAUTHENTICATED; docs/security.md).
+inline constexpr char kUnauthenticated[] = "UNAUTHENTICATED";
+// A request over a configured limit: SQL longer than --max_sql_bytes, more
+// parameters than --max_params (INVALID_ARGUMENT).
+inline constexpr char kRequestTooLarge[] = "REQUEST_TOO_LARGE";
+// An answer over a configured limit: more rows than --max_response_rows
+// (RESOURCE_EXHAUSTED).
+inline constexpr char kResultTooLarge[] = "RESULT_TOO_LARGE";
 }  // namespace reason
 
 inline constexpr char kErrorDomain[] = "conductor";

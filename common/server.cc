@@ -57,7 +57,7 @@ absl::Status ServeUntilSignal(const ServerConfig& config) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(config.listen, MakeServerCredentials(config.security), &port);
   // Without this, gRPC binds with SO_REUSEPORT and a second process on a
   // port already served would share it silently instead of failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -66,14 +66,18 @@ absl::Status ServeUntilSignal(const ServerConfig& config) {
   for (grpc::Service* service : config.services) builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", config.listen, " (address in use or not local?)"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", config.listen,
+        config.security.tls.tls()
+            ? " (address in use or not local? or --tls_cert/--tls_key refused: a key that does "
+              "not match the certificate? see the log above)"
+            : " (address in use or not local?)"));
   }
   std::string host = config.listen.substr(0, config.listen.rfind(':'));
   std::string bound = absl::StrCat(host, ":", port);
   printf("listening on %s\n", bound.c_str());
   fflush(stdout);
-  LogInfo("serving on %s", bound);
+  LogInfo("serving on %s (%s)", bound, DescribeSecurity(config.security));
 
   std::thread waiter([&server, &config] {
     sigset_t set;

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/tls.h"
 #include "grpcpp/grpcpp.h"
 
 namespace conductor {
@@ -32,6 +33,8 @@ struct ServerConfig {
   std::function<void()> on_shutdown;
   // How long in-flight calls get to finish at shutdown.
   int shutdown_grace_ms = 2000;
+  // TLS and per-method access rules (common/tls.h); default: plaintext, open.
+  ServerSecurity security;
 };
 
 // Starts the server, prints "listening on HOST:PORT" (the real port when 0

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/errors.h"
+#include "google/protobuf/stubs/common.h"
 
 namespace conductor {
 
@@ -252,7 +253,12 @@ Value Statement::ColumnValue(int i) const {
       return RealValue(sqlite3_column_double(stmt_, i));
     case SQLITE_TEXT: {
       const char* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
-      return TextValue(absl::string_view(text, sqlite3_column_bytes(stmt_, i)));
+      const int size = sqlite3_column_bytes(stmt_, i);
+      // The check protobuf itself applies to `string` fields.
+      if (!google::protobuf::internal::IsStructurallyValidUTF8(text, size)) {
+        return BlobValue(absl::string_view(text, size));
+      }
+      return TextValue(absl::string_view(text, size));
     }
     case SQLITE_BLOB: {
       const char* blob = static_cast<const char*>(sqlite3_column_blob(stmt_, i));

@@ -91,6 +91,10 @@ class Statement {
 
   int ColumnCount() const;
   std::string ColumnName(int i) const;
+  // The column as a Value of its storage class, except TEXT that is not
+  // valid UTF-8 (only CAST of a blob makes it): a proto3 `string` cannot
+  // carry it (the receiver would refuse the whole message), so it comes back
+  // as a BLOB of the same bytes.
   Value ColumnValue(int i) const;
   int64_t ColumnInt64(int i) const;
   std::string ColumnText(int i) const;

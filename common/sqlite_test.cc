@@ -27,6 +27,15 @@ TEST(SqliteTest, ValuesKeepTheirStorageClass) {
   EXPECT_EQ(stmt->ColumnValue(4).kind_case(), Value::kNullValue);
 }
 
+TEST(SqliteTest, TextThatIsNotUtf8ComesBackAsABlob) {
+  auto db = Memory();
+  auto stmt = db->Prepare("SELECT CAST(x'ff41' AS TEXT), CAST(x'c3a9' AS TEXT)");
+  ASSERT_TRUE(stmt.ok()) << stmt.status();
+  ASSERT_TRUE(*stmt->Step());
+  EXPECT_EQ(stmt->ColumnValue(0).blob(), "\xff\x41") << "a proto3 string cannot hold it";
+  EXPECT_EQ(stmt->ColumnValue(1).text(), "é");
+}
+
 TEST(SqliteTest, ConstraintErrorsMapToCodesAndReasons) {
   auto db = Memory();
   ASSERT_TRUE(db->Exec("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT NOT NULL)").ok());

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "common/logging.h"
@@ -74,6 +75,23 @@ absl::Status ValidateBootstrapOptions(const BootstrapOptions& options) {
   if (options.job_max_attempts < 1) {
     return absl::InvalidArgumentError("--job_max_attempts must be at least 1");
   }
+  if (options.limits.max_sql_bytes < 1) {
+    return absl::InvalidArgumentError("--max_sql_bytes must be positive");
+  }
+  if (options.limits.max_params < 0 ||
+      options.limits.max_params > RequestLimits::kMaxParamsCeiling) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_params must be within 0..", RequestLimits::kMaxParamsCeiling));
+  }
+  if (options.limits.max_response_rows < 1) {
+    return absl::InvalidArgumentError("--max_response_rows must be positive");
+  }
+  if (options.limits.default_deadline <= absl::ZeroDuration() ||
+      options.limits.max_deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--default_deadline_ms and --max_deadline_ms must be positive (0 on the command line "
+        "means none)");
+  }
   return absl::OkStatus();
 }
 
@@ -124,10 +142,11 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
   reshard_options.verify_checksums = options.reshard_verify_checksums;
   reshard_options.testing_hold_before_switch = options.testing_switch_hold_before;
   reshard_options.testing_hold_after_switch = options.testing_switch_hold_after;
-  std::unique_ptr<Conductor> conductor(
-      new Conductor(std::move(*store), std::move(*entries), table_options, std::move(job_options),
-                    std::move(reshard_options)));
+  std::unique_ptr<Conductor> conductor(new Conductor(std::move(*store), std::move(*entries),
+                                                     table_options, std::move(job_options),
+                                                     std::move(reshard_options)));
   if (auto s = conductor->indexes_.Init(); !s.ok()) return s;
+  conductor->sql_.set_limits(options.limits);
 
   // Register the storage nodes the topology does not know yet.
   for (const std::string& address : options.storage_nodes) {
@@ -163,6 +182,18 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
                       absl::StrCat("creating the existing tables on new storage node ", *node_id));
     }
   }
+  // A restored topology (conductorctl restore) knows its nodes by id only:
+  // each must have answered at one of the --storage_nodes addresses.
+  for (const NodeMeta& node : conductor->store_->snapshot()->nodes) {
+    if (absl::StartsWith(node.address, kRestoredAddressPrefix)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "restored storage node ", node.node_id,
+          " was not found at any --storage_nodes address: start a storage node with --node_id=",
+          node.node_id, " on its restored data directory and list its address"));
+    }
+  }
+  conductor->backup_service_ = std::make_unique<BackupService>(
+      options.data_dir, conductor->store_.get(), &conductor->storage_);
   // Every node has every table: a node registered just before a crash may
   // have missed them. Idempotent; a node that is down now is left for later.
   for (const NodeMeta& node : conductor->store_->snapshot()->nodes) {

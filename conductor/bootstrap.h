@@ -1,7 +1,8 @@
 // Builds the conductor's object graph: data directory, topology store,
 // storage-node registration, table operations, the job queue, virtual index
 // maintenance and the gRPC services (TableOps and the internal
-// JobQueueService and IndexBuildService, on the same port).
+// JobQueueService, IndexBuildService, ReshardService and BackupService, on the
+// same port).
 #ifndef CONDUCTOR_CONDUCTOR_BOOTSTRAP_H_
 #define CONDUCTOR_CONDUCTOR_BOOTSTRAP_H_
 
@@ -11,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "conductor/backup_service.h"
 #include "conductor/index_build_service.h"
 #include "conductor/index_entries.h"
 #include "conductor/index_manager.h"
@@ -37,6 +39,8 @@ struct BootstrapOptions {
   // Job queue (docs/job-queue.md): lease length and attempts per job.
   absl::Duration job_lease = absl::Seconds(30);
   int job_max_attempts = 5;
+  // Limits of the public API (docs/data-path.md#limits).
+  RequestLimits limits;
   // Resharding (docs/resharding.md): the longest a switch may hold writes.
   absl::Duration reshard_max_pause = absl::Seconds(2);
   bool reshard_verify_checksums = false;
@@ -58,7 +62,8 @@ class Conductor {
   static absl::StatusOr<std::unique_ptr<Conductor>> Start(const BootstrapOptions& options);
 
   std::vector<grpc::Service*> services() {
-    return {&table_ops_service_, &job_queue_service_, &index_build_service_, &reshard_service_};
+    return {&table_ops_service_, &job_queue_service_, &index_build_service_, &reshard_service_,
+            backup_service_.get()};
   }
 
   // The durable job queue, for the operations that enqueue jobs and
@@ -87,6 +92,7 @@ class Conductor {
   JobQueueService job_queue_service_;
   IndexBuildService index_build_service_;
   ReshardService reshard_service_;
+  std::unique_ptr<BackupService> backup_service_;  // set by Start()
 };
 
 }  // namespace conductor

@@ -77,6 +77,14 @@ std::vector<NodeBatch> BatchByNode(const std::vector<ShardStatement>& statements
   return batches;
 }
 
+// RESOURCE_EXHAUSTED / RESULT_TOO_LARGE for an answer above `max_rows` rows.
+absl::Status TooManyRows(int64_t max_rows) {
+  return Error(absl::StatusCode::kResourceExhausted, reason::kResultTooLarge,
+               absl::StrCat("the result has more than ", max_rows,
+                            " rows, the most one response may carry (--max_response_rows); add "
+                            "a LIMIT, or page by key (WHERE id > <last id> ORDER BY id LIMIT n)"));
+}
+
 absl::Status BindUpTo(Statement& stmt, const std::vector<Value>& params) {
   int count = std::min<int>(stmt.ParameterCount(), static_cast<int>(params.size()));
   for (int i = 1; i <= count; ++i) {
@@ -85,8 +93,10 @@ absl::Status BindUpTo(Statement& stmt, const std::vector<Value>& params) {
   return absl::OkStatus();
 }
 
+// Runs `sql` and appends its rows to `out`; more than `max_rows` rows (when
+// not negative) stop it with TooManyRows before the rest is read.
 absl::Status RunInto(Database& db, const std::string& sql, const std::vector<Value>& params,
-                     v1::ResultSet* out) {
+                     v1::ResultSet* out, int64_t max_rows = -1) {
   auto stmt = db.Prepare(sql);
   if (!stmt.ok()) return stmt.status();
   if (auto s = BindUpTo(*stmt, params); !s.ok()) return s;
@@ -95,6 +105,7 @@ absl::Status RunInto(Database& db, const std::string& sql, const std::vector<Val
     auto row = stmt->Step();
     if (!row.ok()) return row.status();
     if (!*row) return absl::OkStatus();
+    if (max_rows >= 0 && out->rows_size() >= max_rows) return TooManyRows(max_rows);
     auto* r = out->add_rows();
     for (int c = 0; c < stmt->ColumnCount(); ++c) *r->add_values() = stmt->ColumnValue(c);
   }
@@ -124,7 +135,8 @@ absl::Status Load(Database& db, const std::string& table, const std::string& col
 // Rows that end with their sort keys: loaded into a table whose key columns
 // carry each key's collation, read back in ORDER BY order, keys dropped.
 absl::StatusOr<v1::ResultSet> MergeSorted(const QueryPlan& plan,
-                                          const std::vector<const StatementResult*>& results) {
+                                          const std::vector<const StatementResult*>& results,
+                                          int64_t max_rows) {
   v1::ResultSet out;
   if (results.empty()) return out;
   const int width = results[0]->columns_size();
@@ -154,13 +166,14 @@ absl::StatusOr<v1::ResultSet> MergeSorted(const QueryPlan& plan,
   if (plan.limit >= 0) absl::StrAppend(&query, " LIMIT ", plan.limit);
   if (plan.offset > 0)
     absl::StrAppend(&query, plan.limit >= 0 ? "" : " LIMIT -1", " OFFSET ", plan.offset);
-  if (auto s = RunInto(**db, query, {}, &out); !s.ok()) return s;
+  if (auto s = RunInto(**db, query, {}, &out, max_rows); !s.ok()) return s;
   for (int c = 0; c < visible; ++c) out.set_columns(c, results[0]->columns(c));
   return out;
 }
 
 absl::StatusOr<v1::ResultSet> MergeInMemory(const QueryPlan& plan,
-                                            const std::vector<const StatementResult*>& results) {
+                                            const std::vector<const StatementResult*>& results,
+                                            int64_t max_rows) {
   v1::ResultSet out;
   auto db = Database::Open(":memory:");
   if (!db.ok()) return db.status();
@@ -174,7 +187,9 @@ absl::StatusOr<v1::ResultSet> MergeInMemory(const QueryPlan& plan,
       return s;
     }
   }
-  if (auto s = RunInto(**db, plan.final_sql, plan.final_params, &out); !s.ok()) return s;
+  if (auto s = RunInto(**db, plan.final_sql, plan.final_params, &out, max_rows); !s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -182,13 +197,18 @@ absl::StatusOr<v1::ResultSet> MergeInMemory(const QueryPlan& plan,
 
 absl::StatusOr<v1::ExecuteResponse> QueryExecutor::Run(const QueryPlan& plan,
                                                        const std::string& result_name,
-                                                       absl::Time deadline) {
+                                                       absl::Time deadline, int64_t max_rows) {
   v1::ExecuteResponse response;
+  // Only a SELECT's answer is limited: the rows RETURNING gives back belong
+  // to a write that has already happened.
+  if (plan.kind != sql::StatementKind::kSelect) max_rows = -1;
   if (plan.merge == MergeKind::kLocal) {
     auto db = Database::Open(":memory:");
     if (!db.ok()) return db.status();
     v1::ResultSet* set = response.add_result_sets();
-    if (auto s = RunInto(**db, plan.final_sql, plan.final_params, set); !s.ok()) return s;
+    if (auto s = RunInto(**db, plan.final_sql, plan.final_params, set, max_rows); !s.ok()) {
+      return s;
+    }
     RenameColumns(plan, set);
     return response;
   }
@@ -247,6 +267,16 @@ absl::StatusOr<v1::ExecuteResponse> QueryExecutor::Run(const QueryPlan& plan,
   switch (plan.merge) {
     case MergeKind::kPassThrough:
     case MergeKind::kConcat: {
+      if (max_rows >= 0) {
+        // Counted before any row is copied: the answer is refused whole.
+        int64_t total = 0;
+        for (const StatementResult* result : results) total += result->rows_size();
+        if (plan.merge == MergeKind::kConcat) {
+          total = std::max<int64_t>(0, total - plan.offset);
+          if (plan.limit >= 0) total = std::min(total, plan.limit);
+        }
+        if (total > max_rows) return TooManyRows(max_rows);
+      }
       if (!results.empty()) *set->mutable_columns() = results[0]->columns();
       int64_t skipped = 0, kept = 0;
       for (const StatementResult* result : results) {
@@ -266,8 +296,8 @@ absl::StatusOr<v1::ExecuteResponse> QueryExecutor::Run(const QueryPlan& plan,
     }
     case MergeKind::kSort:
     case MergeKind::kInMemory: {
-      auto merged = plan.merge == MergeKind::kSort ? MergeSorted(plan, results)
-                                                   : MergeInMemory(plan, results);
+      auto merged = plan.merge == MergeKind::kSort ? MergeSorted(plan, results, max_rows)
+                                                   : MergeInMemory(plan, results, max_rows);
       if (!merged.ok()) return UserFacing(merged.status());
       *set = std::move(*merged);
       break;

@@ -20,9 +20,11 @@ class QueryExecutor {
 
   // Runs `plan`. Reads never return partial results: any shard failing fails
   // the statement (UNAVAILABLE naming the node when it cannot be reached).
-  // Result rows are named `result_name`.
+  // Result rows are named `result_name`. A SELECT whose answer would hold
+  // more than `max_rows` rows (when not negative) fails with
+  // RESOURCE_EXHAUSTED / RESULT_TOO_LARGE; the merge stops reading there.
   absl::StatusOr<v1::ExecuteResponse> Run(const QueryPlan& plan, const std::string& result_name,
-                                          absl::Time deadline);
+                                          absl::Time deadline, int64_t max_rows = -1);
 
   // The route of `plan` as the EXPLAIN result set: one row per shard
   // statement (route, shard_id, node_id, sql, merge, index_name).

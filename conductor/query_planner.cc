@@ -599,10 +599,14 @@ bool CanMergeBySortKeys(const DmlStatement& s, const TableMeta& table) {
 }
 
 // Plain rows from several shards: each shard sorts and limits (to
-// OFFSET + LIMIT rows); the conductor merges by the same sort keys.
+// OFFSET + LIMIT rows); the conductor merges by the same sort keys. With
+// `max_rows` (not negative), no shard returns more than OFFSET + max_rows + 1
+// rows: enough for the merge to tell that the answer is over the limit
+// without every shard sending all of its rows.
 absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table,
                                    const std::vector<const ShardMeta*>& targets,
-                                   const Snapshot& snapshot, const std::vector<Value>& params) {
+                                   const Snapshot& snapshot, const std::vector<Value>& params,
+                                   int64_t max_rows) {
   QueryPlan plan;
   auto limit = EvaluateInteger(s.Text(s.limit), params, -1);
   if (!limit.ok()) return limit.status();
@@ -615,12 +619,18 @@ absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table
   std::vector<TextEdit> edits;
   ExpandStars(s.items, table, &edits);
   InjectShardFilter(s, s.from.end, shard_param, &edits);
+  int64_t shard_limit =
+      *limit < 0 ? -1 : (*offset > INT64_MAX - *limit ? INT64_MAX : *limit + *offset);
+  if (max_rows >= 0) {
+    const int64_t cap = *offset > INT64_MAX - max_rows - 1 ? INT64_MAX : *offset + max_rows + 1;
+    if (shard_limit < 0 || shard_limit > cap) shard_limit = cap;
+  }
+  const std::string shard_limit_clause =
+      shard_limit < 0 ? std::string() : absl::StrCat("LIMIT ", shard_limit);
   if (!s.limit_clause.empty()) {
-    edits.push_back({s.limit_clause, *limit < 0
-                                         ? std::string()
-                                         : absl::StrCat("LIMIT ", *offset > INT64_MAX - *limit
-                                                                      ? INT64_MAX
-                                                                      : *limit + *offset)});
+    edits.push_back({s.limit_clause, shard_limit_clause});
+  } else if (!shard_limit_clause.empty()) {
+    edits.push_back({Span{s.end_offset, s.end_offset}, " " + shard_limit_clause});
   }
   if (s.order_terms.empty()) {
     plan.merge = MergeKind::kConcat;
@@ -660,7 +670,7 @@ absl::StatusOr<QueryPlan> PlanRows(const DmlStatement& s, const TableMeta& table
 
 absl::StatusOr<QueryPlan> PlanSelect(const DmlStatement& s, const TableMeta& table,
                                      const Snapshot& snapshot, const std::vector<Value>& params,
-                                     const IndexResolver* resolver) {
+                                     const IndexResolver* resolver, int64_t max_rows) {
   auto routed = TargetShards(s, table, params, resolver);
   if (!routed.ok()) return routed.status();
   const std::vector<const ShardMeta*>& targets = routed->shards;
@@ -681,7 +691,7 @@ absl::StatusOr<QueryPlan> PlanSelect(const DmlStatement& s, const TableMeta& tab
       plan = PlanAggregate(s, table, agg, targets, snapshot, params);
     } else if (s.aggregates.empty() && s.group_by.empty() && !s.distinct && !s.has_window &&
                CanMergeBySortKeys(s, table)) {
-      plan = PlanRows(s, table, targets, snapshot, params);
+      plan = PlanRows(s, table, targets, snapshot, params, max_rows);
     } else {
       plan = PlanReplica(s, table, targets, snapshot, params);
     }
@@ -1178,7 +1188,7 @@ const ShardMeta* OwningShard(const TableMeta& table, const Value& value) {
 
 absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& original, const TableMeta* table,
                                     const Snapshot& snapshot, const std::vector<Value>& params,
-                                    const IndexResolver* resolver) {
+                                    const IndexResolver* resolver, int64_t max_rows) {
   if (static_cast<int>(params.size()) != original.parameter_count) {
     return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
                  absl::StrCat("the statement has ", original.parameter_count, " parameter(s) but ",
@@ -1209,7 +1219,7 @@ absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& original, const Tab
   absl::StatusOr<QueryPlan> plan;
   switch (s.kind) {
     case StatementKind::kSelect:
-      plan = PlanSelect(s, *table, snapshot, params, resolver);
+      plan = PlanSelect(s, *table, snapshot, params, resolver, max_rows);
       break;
     case StatementKind::kInsert:
       plan = PlanInsert(s, *table, snapshot, params);

@@ -118,10 +118,12 @@ class IndexResolver {
 // missing shard-key value (SHARD_KEY_REQUIRED), an UPDATE of the shard key,
 // a VALUES row of the wrong width. With a `resolver`, statements that pin the
 // columns of a ready virtual index (equality or IN; every column of a
-// composite index) go only to the shards its entries name.
+// composite index) go only to the shards its entries name. With `max_rows`
+// (--max_response_rows; negative: none), a SELECT whose rows are merged from
+// several shards asks each shard for at most OFFSET + max_rows + 1 rows.
 absl::StatusOr<QueryPlan> PlanQuery(const sql::DmlStatement& statement, const TableMeta* table,
                                     const Snapshot& snapshot, const std::vector<Value>& params,
-                                    const IndexResolver* resolver = nullptr);
+                                    const IndexResolver* resolver = nullptr, int64_t max_rows = -1);
 
 // The active shards of `table` sorted by id: the routing order.
 std::vector<const ShardMeta*> ActiveShards(const TableMeta& table);

@@ -24,10 +24,11 @@ class QueryPlannerTest : public ::testing::Test {
     }
   }
 
-  absl::StatusOr<QueryPlan> Plan(const std::string& sql, std::vector<Value> params = {}) {
+  absl::StatusOr<QueryPlan> Plan(const std::string& sql, std::vector<Value> params = {},
+                                 int64_t max_rows = -1) {
     auto statement = sql::AnalyzeDml(sql);
     if (!statement.ok()) return statement.status();
-    return PlanQuery(*statement, &table_, snapshot_, params);
+    return PlanQuery(*statement, &table_, snapshot_, params, nullptr, max_rows);
   }
 
   Snapshot snapshot_;
@@ -79,6 +80,35 @@ TEST_F(QueryPlannerTest, NonKeyFilterScattersAndConcatenates) {
   EXPECT_EQ(plan->limit, 5);
   EXPECT_EQ(plan->offset, 2);
   EXPECT_NE(plan->statements[0].sql.find("LIMIT 7"), std::string::npos) << plan->statements[0].sql;
+}
+
+TEST_F(QueryPlannerTest, MaxResponseRowsCapsWhatEachShardReturns) {
+  // No LIMIT: each shard returns at most max_rows + 1 rows, enough to tell
+  // that the answer is over the limit.
+  auto plan = Plan("SELECT name FROM users WHERE age = 3", {}, 100);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->merge, MergeKind::kConcat);
+  EXPECT_EQ(plan->limit, -1);
+  EXPECT_EQ(plan->statements[0].sql,
+            "SELECT name FROM users WHERE _virtualShard = ?1 AND (age = 3) LIMIT 101");
+  // OFFSET counts; a smaller LIMIT wins; a larger one is capped.
+  plan = Plan("SELECT name FROM users ORDER BY age LIMIT -1 OFFSET 10", {}, 100);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->merge, MergeKind::kSort);
+  EXPECT_NE(plan->statements[0].sql.find("LIMIT 111"), std::string::npos);
+  EXPECT_EQ(plan->offset, 10);
+  plan = Plan("SELECT name FROM users LIMIT 5 OFFSET 2", {}, 100);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_NE(plan->statements[0].sql.find("LIMIT 7"), std::string::npos);
+  plan = Plan("SELECT name FROM users LIMIT 5000", {}, 100);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_NE(plan->statements[0].sql.find("LIMIT 101"), std::string::npos);
+  EXPECT_EQ(plan->limit, 5000);
+  // A trailing comment does not swallow the added clause.
+  plan = Plan("SELECT name FROM users -- all of them", {}, 100);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_NE(plan->statements[0].sql.find("LIMIT 101"), std::string::npos);
+  EXPECT_EQ(plan->statements[0].sql.find("--"), std::string::npos) << plan->statements[0].sql;
 }
 
 TEST_F(QueryPlannerTest, OrderByLimitIsPushedDownAndMergedBySortKeys) {

@@ -112,13 +112,40 @@ bool MayHaveApplied(absl::StatusCode code) {
   }
 }
 
+absl::Status TooManyParams(int64_t count, int limit) {
+  return Error(absl::StatusCode::kInvalidArgument, reason::kRequestTooLarge,
+               absl::StrCat("the statement has ", count, " parameters; the limit is ", limit,
+                            " (--max_params); split it into several statements"));
+}
+
 }  // namespace
+
+absl::Time RequestLimits::EffectiveDeadline(absl::Time deadline, absl::Time now) const {
+  if (deadline == absl::InfiniteFuture()) {
+    if (default_deadline == absl::InfiniteDuration()) return deadline;
+    return now + default_deadline;
+  }
+  if (max_deadline != absl::InfiniteDuration()) deadline = std::min(deadline, now + max_deadline);
+  return deadline;
+}
+
+absl::Status SqlFrontDoor::CheckSqlLength(absl::string_view sql) const {
+  if (sql.size() <= limits_.max_sql_bytes) return absl::OkStatus();
+  return Error(
+      absl::StatusCode::kInvalidArgument, reason::kRequestTooLarge,
+      absl::StrCat("the statement is ", sql.size(), " bytes; the limit is ", limits_.max_sql_bytes,
+                   " bytes (--max_sql_bytes); bind large values as ? parameters "
+                   "or split the statement"));
+}
 
 absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::RunData(absl::string_view sql,
                                                           const std::vector<Value>& params,
                                                           absl::Time deadline, bool explain) {
   auto statement = sql::AnalyzeDml(sql);
   if (!statement.ok()) return statement.status();
+  if (statement->parameter_count > limits_.max_params) {
+    return TooManyParams(statement->parameter_count, limits_.max_params);
+  }
   // A write takes its ticket before it reads the topology: a shard scan
   // that starts later waits for it (see IndexManager).
   std::unique_ptr<IndexManager::Write> write;
@@ -151,13 +178,14 @@ absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::RunData(absl::string_view sql,
     snapshot = store_->snapshot();
     if (snapshot->version == version) break;
   }
-  auto plan = PlanQuery(*statement, table, *snapshot, params, indexes_);
+  auto plan = PlanQuery(*statement, table, *snapshot, params, indexes_, limits_.max_response_rows);
   if (!plan.ok()) return plan.status();
   if (explain) return QueryExecutor::Explain(*plan);
   if (write != nullptr && table != nullptr) {
     if (auto s = indexes_->PrepareWrite(*write, *table, *plan, deadline); !s.ok()) return s;
   }
-  auto result = executor_->Run(*plan, table != nullptr ? table->name : "", deadline);
+  auto result = executor_->Run(*plan, table != nullptr ? table->name : "", deadline,
+                               limits_.max_response_rows);
   if (write != nullptr) {
     if (result.ok()) {
       write->set_succeeded();
@@ -175,10 +203,12 @@ std::string FormatTimestamp(int64_t epoch_ms) {
 
 absl::StatusOr<v1::ExecuteResponse> SqlFrontDoor::Execute(const v1::ExecuteRequest& request,
                                                           absl::Time deadline) {
-  if (request.sql().size() > kMaxSqlBytes) {
-    return Error(absl::StatusCode::kInvalidArgument, reason::kSqlSyntax,
-                 absl::StrCat("the statement is ", request.sql().size(), " bytes; the limit is ",
-                              kMaxSqlBytes, " (bind large values as ? parameters)"));
+  if (auto s = CheckSqlLength(request.sql()); !s.ok()) return s;
+  if (request.params_size() > limits_.max_params) {
+    return TooManyParams(request.params_size(), limits_.max_params);
+  }
+  if (absl::Now() >= deadline) {
+    return absl::DeadlineExceededError("the deadline passed before the statement started");
   }
   if (request.sql().find('\0') != std::string::npos) {
     return Error(absl::StatusCode::kInvalidArgument, reason::kSqlSyntax,

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/tls.h"
 #include "grpcpp/grpcpp.h"
 
 namespace conductor {
@@ -45,8 +46,7 @@ storage::v1::Storage::Stub* GrpcStorageClient::StubFor(const std::string& addres
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     args.SetMaxReceiveMessageSize(256 << 20);
     args.SetMaxSendMessageSize(256 << 20);
-    stub = storage::v1::Storage::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+    stub = storage::v1::Storage::NewStub(MakeChannel(address, args));
   }
   return stub.get();
 }

@@ -73,6 +73,10 @@ class GrpcStorageClient : public StorageClient {
                                                             absl::Time deadline) override;
   absl::StatusOr<std::string> GetNodeId(const std::string& address, absl::Time deadline) override;
 
+  // The stub of the node at `address` (on the shared channel), for calls
+  // this interface does not wrap (the Backup stream).
+  storage::v1::Storage::Stub* stub(const std::string& address) { return StubFor(address); }
+
  private:
   storage::v1::Storage::Stub* StubFor(const std::string& address);
 

@@ -27,11 +27,15 @@ grpc::Status NotYet(const char* what) {
 
 }  // namespace
 
+absl::Time TableOpsService::Deadline(const grpc::ServerContext& context) const {
+  return sql_->limits().EffectiveDeadline(CallDeadline(context), absl::Now());
+}
+
 grpc::Status TableOpsService::ReshardTable(grpc::ServerContext* context,
                                            const v1::ReshardTableRequest* request,
                                            v1::ReshardTableResponse* response) {
   if (reshards_ == nullptr) return NotYet("ReshardTable (online resharding)");
-  return Reply(reshards_->Start(*request, CallDeadline(*context)), response);
+  return Reply(reshards_->Start(*request, Deadline(*context)), response);
 }
 
 grpc::Status TableOpsService::GetReshardStatus(grpc::ServerContext*,
@@ -69,19 +73,19 @@ grpc::Status TableOpsService::WatchReshard(grpc::ServerContext* context,
 grpc::Status TableOpsService::CreateIndex(grpc::ServerContext* context,
                                           const v1::CreateIndexRequest* request,
                                           v1::CreateIndexResponse* response) {
-  return Reply(tables_->CreateIndex(*request, CallDeadline(*context)), response);
+  return Reply(tables_->CreateIndex(*request, Deadline(*context)), response);
 }
 
 grpc::Status TableOpsService::DropIndex(grpc::ServerContext* context,
                                         const v1::DropIndexRequest* request,
                                         v1::DropIndexResponse* response) {
-  return Reply(tables_->DropIndex(*request, CallDeadline(*context)), response);
+  return Reply(tables_->DropIndex(*request, Deadline(*context)), response);
 }
 
 grpc::Status TableOpsService::Execute(grpc::ServerContext* context,
                                       const v1::ExecuteRequest* request,
                                       v1::ExecuteResponse* response) {
-  return Reply(sql_->Execute(*request, CallDeadline(*context)), response);
+  return Reply(sql_->Execute(*request, Deadline(*context)), response);
 }
 
 grpc::Status TableOpsService::ListTables(grpc::ServerContext*, const v1::ListTablesRequest*,
@@ -93,13 +97,14 @@ grpc::Status TableOpsService::ListTables(grpc::ServerContext*, const v1::ListTab
 grpc::Status TableOpsService::CreateTable(grpc::ServerContext* context,
                                           const v1::CreateTableRequest* request,
                                           v1::CreateTableResponse* response) {
-  return Reply(tables_->CreateTable(*request, CallDeadline(*context)), response);
+  if (auto s = sql_->CheckSqlLength(request->sql()); !s.ok()) return ToGrpcStatus(s);
+  return Reply(tables_->CreateTable(*request, Deadline(*context)), response);
 }
 
 grpc::Status TableOpsService::DropTable(grpc::ServerContext* context,
                                         const v1::DropTableRequest* request,
                                         v1::DropTableResponse* response) {
-  return Reply(tables_->DropTable(*request, CallDeadline(*context)), response);
+  return Reply(tables_->DropTable(*request, Deadline(*context)), response);
 }
 
 grpc::Status TableOpsService::DescribeTable(grpc::ServerContext*,
@@ -111,19 +116,19 @@ grpc::Status TableOpsService::DescribeTable(grpc::ServerContext*,
 grpc::Status TableOpsService::GetTableStats(grpc::ServerContext* context,
                                             const v1::GetTableStatsRequest* request,
                                             v1::GetTableStatsResponse* response) {
-  return Reply(tables_->GetTableStats(*request, CallDeadline(*context)), response);
+  return Reply(tables_->GetTableStats(*request, Deadline(*context)), response);
 }
 
 grpc::Status TableOpsService::RenameTable(grpc::ServerContext* context,
                                           const v1::RenameTableRequest* request,
                                           v1::RenameTableResponse* response) {
-  return Reply(tables_->RenameTable(*request, CallDeadline(*context)), response);
+  return Reply(tables_->RenameTable(*request, Deadline(*context)), response);
 }
 
 grpc::Status TableOpsService::SetBlockSize(grpc::ServerContext* context,
                                            const v1::SetBlockSizeRequest* request,
                                            v1::SetBlockSizeResponse* response) {
-  return Reply(tables_->SetBlockSize(*request, CallDeadline(*context)), response);
+  return Reply(tables_->SetBlockSize(*request, Deadline(*context)), response);
 }
 
 grpc::Status TableOpsService::ListIndexes(grpc::ServerContext*,

@@ -52,6 +52,10 @@ class TableOpsService final : public v1::TableOps::Service {
                          v1::DropIndexResponse* response) override;
 
  private:
+  // The call's deadline after --default_deadline_ms and --max_deadline_ms
+  // (SqlFrontDoor::limits()).
+  absl::Time Deadline(const grpc::ServerContext& context) const;
+
   TableOperations* tables_;
   SqlFrontDoor* sql_;
   Resharder* reshards_;

@@ -122,8 +122,7 @@ absl::Status JobRunner::Start() {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
-  channel_ =
-      grpc::CreateCustomChannel(options_.conductor, grpc::InsecureChannelCredentials(), args);
+  channel_ = MakeChannel(options_.conductor, args);
   stub_ = internal::v1::JobQueueService::NewStub(channel_);
   started_ = true;
   LogInfo("worker %s: %d lease loop(s) for kinds [%s] from %s", options_.worker_id,

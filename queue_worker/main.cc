@@ -16,6 +16,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/security_flags.h"
 #include "common/server.h"
 #include "queue_worker/index_jobs.h"
 #include "queue_worker/job_runner.h"
@@ -64,6 +65,9 @@ int main(int argc, char** argv) {
     return Fail(absl::StrCat("--listen: ", s.message()), 2);
   }
   if (options.concurrency < 1) return Fail("--concurrency must be at least 1", 2);
+  // Before the runner and the job handlers make their channels.
+  auto security = conductor::SecurityFromFlags();
+  if (!security.ok()) return Fail(std::string(security.status().message()), 2);
   conductor::IndexJobOptions index_options;
   index_options.conductor = options.conductor;
   index_options.scan_rows_per_s = absl::GetFlag(FLAGS_scan_rows_per_s);
@@ -81,6 +85,7 @@ int main(int argc, char** argv) {
   conductor::ServerConfig server;
   server.listen = absl::GetFlag(FLAGS_listen);
   server.on_shutdown = [&runner] { runner.Stop(); };
+  server.security = *security;
   if (auto s = conductor::ServeUntilSignal(server); !s.ok()) {
     return Fail(std::string(s.message()), 1);
   }

@@ -12,6 +12,7 @@
 #include "common/reshard/change_capture.h"
 #include "common/reshard/copier.h"
 #include "common/sqlite.h"
+#include "common/tls.h"
 
 namespace conductor {
 namespace {
@@ -28,7 +29,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return conductor::MakeChannel(address, args);
 }
 
 void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {

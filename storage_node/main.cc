@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/security_flags.h"
 #include "common/server.h"
 #include "storage_node/node_database.h"
 #include "storage_node/storage_service.h"
@@ -78,6 +79,8 @@ int main(int argc, char** argv) {
   std::string node_id, listen;
   conductor::storage_node::NodeDatabaseOptions options;
   if (auto s = ReadFlags(&node_id, &listen, &options); !s.ok()) return Fail(kExitFlags, s);
+  auto security = conductor::SecurityFromFlags();
+  if (!security.ok()) return Fail(kExitFlags, security.status());
   conductor::SetLogTag(absl::StrCat("storage_node[", node_id, "]"));
 
   auto database = conductor::storage_node::NodeDatabase::Open(options);
@@ -86,6 +89,7 @@ int main(int argc, char** argv) {
   conductor::ServerConfig config;
   config.listen = listen;
   config.services = {&service};
+  config.security = *security;
   if (auto s = conductor::ServeUntilSignal(config); !s.ok()) return Fail(kExitUnusable, s);
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -10,6 +11,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/backup_file.h"
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/sqlite.h"
@@ -76,6 +79,16 @@ absl::StatusOr<std::unique_ptr<NodeDatabase>> NodeDatabase::Open(
   std::filesystem::path dir = std::filesystem::absolute(options.data_dir, error);
   if (error) dir = options.data_dir;
   const std::string path = (dir / kDatabaseFileName).string();
+  // Snapshots left by backups that a crash interrupted (see Backup()).
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    const std::string name = entry.path().filename().string();
+    if (absl::StartsWith(name, ".backup-") &&
+        (absl::EndsWith(name, ".tmp") || absl::EndsWith(name, ".tmp-journal"))) {
+      std::error_code ignored;
+      std::filesystem::remove(entry.path(), ignored);
+    }
+  }
+  error.clear();
 
   DatabaseOptions writer_options;
   writer_options.wal = true;
@@ -147,6 +160,56 @@ absl::Status NodeDatabase::ScanShard(
     }
     if (!emit(block)) return absl::CancelledError("the receiver of the scan went away");
   }
+  return absl::OkStatus();
+}
+
+absl::Status NodeDatabase::Backup(
+    const storage::v1::BackupRequest& request, const CallControl& control,
+    const std::function<bool(const storage::v1::BackupResponse&)>& emit) {
+  constexpr int32_t kDefaultChunk = 1 << 20;
+  constexpr int32_t kMaxChunk = 16 << 20;
+  if (request.chunk_bytes() < 0 || request.chunk_bytes() > kMaxChunk) {
+    return Error(absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+                 absl::StrCat("chunk_bytes must be within 0..", kMaxChunk));
+  }
+  const int64_t chunk = request.chunk_bytes() == 0 ? kDefaultChunk : request.chunk_bytes();
+  if (auto s = control.Check("before the backup"); !s.ok()) return s;
+  static std::atomic<int64_t> counter{0};
+  const std::string tmp = absl::StrCat(std::filesystem::path(path_).parent_path().string(),
+                                       "/.backup-", getpid(), "-", counter.fetch_add(1), ".tmp");
+  struct Remove {
+    std::string path;
+    ~Remove() {
+      std::error_code ignored;
+      std::filesystem::remove(path, ignored);
+      std::filesystem::remove(path + "-journal", ignored);
+    }
+  } remove{tmp};
+  const absl::Time started = absl::Now();
+  if (auto s = SnapshotDatabase(path_, tmp); !s.ok()) return s;
+  LogInfo("backup: snapshot of %s taken in %s", path_, absl::FormatDuration(absl::Now() - started));
+  storage::v1::BackupResponse message;
+  absl::Status stop;
+  int64_t size = 0;
+  std::string sha256;
+  absl::Status s = ReadFileInChunks(
+      tmp, chunk,
+      [&](int64_t offset, absl::string_view data) {
+        if (stop = control.Check("between chunks of the backup"); !stop.ok()) return false;
+        message.Clear();
+        message.set_offset(offset);
+        message.set_data(data.data(), data.size());
+        return emit(message);
+      },
+      &size, &sha256);
+  if (!stop.ok()) return stop;
+  if (!s.ok()) return s;
+  message.Clear();
+  message.set_offset(size);
+  message.set_last(true);
+  message.set_size_bytes(size);
+  message.set_sha256(sha256);
+  if (!emit(message)) return absl::CancelledError("the receiver of the backup went away");
   return absl::OkStatus();
 }
 

@@ -64,6 +64,17 @@ class NodeDatabase {
   absl::Status ScanShard(const storage::v1::ScanShardRequest& request, const CallControl& control,
                          const std::function<bool(const storage::v1::ScanShardResponse&)>& emit);
 
+  // Streams a consistent snapshot of the whole database (storage.v1 Backup):
+  // copies it with SQLite's online backup API into a temporary file beside
+  // the database (".backup-*.tmp", removed afterwards; writers are not
+  // blocked, see SnapshotDatabase), then passes it to `emit` in chunks of
+  // request.chunk_bytes (0: 1 MiB), the last message carrying the size and
+  // SHA-256. `emit` returns false when the receiver went away (CANCELLED).
+  // INVALID_ARGUMENT for a chunk size outside 0..16 MiB; DEADLINE_EXCEEDED /
+  // CANCELLED once `control` ends the call between chunks.
+  absl::Status Backup(const storage::v1::BackupRequest& request, const CallControl& control,
+                      const std::function<bool(const storage::v1::BackupResponse&)>& emit);
+
   // The database file (an absolute path).
   const std::string& path() const { return path_; }
 

@@ -78,5 +78,15 @@ grpc::Status StorageService::ScanShard(grpc::ServerContext* context,
   return ToGrpcStatus(status);
 }
 
+grpc::Status StorageService::Backup(grpc::ServerContext* context,
+                                    const storage::v1::BackupRequest* request,
+                                    grpc::ServerWriter<storage::v1::BackupResponse>* writer) {
+  absl::Status status = database_->Backup(
+      *request, ControlOf(context),
+      [writer](const storage::v1::BackupResponse& chunk) { return writer->Write(chunk); });
+  if (!status.ok()) LogWarning("Backup failed: %s", status.ToString());
+  return ToGrpcStatus(status);
+}
+
 }  // namespace storage_node
 }  // namespace conductor

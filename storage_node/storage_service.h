@@ -41,6 +41,10 @@ class StorageService final : public storage::v1::Storage::Service {
   grpc::Status ScanShard(grpc::ServerContext* context, const storage::v1::ScanShardRequest* request,
                          grpc::ServerWriter<storage::v1::ScanShardResponse>* writer) override;
 
+  // Streams a snapshot of the whole database (NodeDatabase::Backup).
+  grpc::Status Backup(grpc::ServerContext* context, const storage::v1::BackupRequest* request,
+                      grpc::ServerWriter<storage::v1::BackupResponse>* writer) override;
+
  private:
   const std::string node_id_;
   const std::unique_ptr<NodeDatabase> database_;

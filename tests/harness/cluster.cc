@@ -79,7 +79,7 @@ absl::Status TestCluster::StartConductor(const std::string& listen) {
   conductor_address_ = *address;
   conductor_ = std::move(*process);
   ops_ = conductor::v1::TableOps::NewStub(
-      grpc::CreateChannel(conductor_address_, grpc::InsecureChannelCredentials()));
+      MakeChannel(conductor_address_, grpc::ChannelArguments(), options_.client_security));
   return absl::OkStatus();
 }
 

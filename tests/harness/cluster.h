@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/tls.h"
 #include "conductor/v1/table_ops.grpc.pb.h"
 #include "tests/harness/process.h"
 
@@ -34,6 +35,10 @@ class TestCluster {
     // Every server is SIGKILLed when the thread that started it exits
     // (see ProcessOptions).
     bool die_with_parent = false;
+    // How ops() reaches the conductor: TLS, client certificate and metadata
+    // (a bearer token) when the cluster runs with TLS or auth flags (passed
+    // in the extra_*_flags above). Default: plaintext.
+    conductor::ClientSecurity client_security;
   };
   static absl::StatusOr<std::unique_ptr<TestCluster>> Start(const Options& options);
   ~TestCluster();
