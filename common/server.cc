@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -23,6 +24,10 @@ extern "C" const char* __tsan_default_suppressions() {
          "race:grpc::internal::CallbackUnaryCallImpl\n"
          "race:grpc::internal::ClientCallbackUnaryImpl\n";
 }
+
+ABSL_FLAG(std::string, health_listen, "",
+          "HOST:PORT of a second, plaintext port serving only grpc.health.v1, for probes that "
+          "cannot use TLS or client certificates (Kubernetes grpc probes); empty: none");
 
 namespace conductor {
 
@@ -47,6 +52,8 @@ void BlockTerminationSignals() {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
+
+std::string HealthListenFlag() { return absl::GetFlag(FLAGS_health_listen); }
 
 absl::Status ServeUntilSignal(const ServerConfig& config) {
   if (auto s = ValidateListenAddress(config.listen); !s.ok()) return s;
@@ -73,13 +80,37 @@ absl::Status ServeUntilSignal(const ServerConfig& config) {
               "not match the certificate? see the log above)"
             : " (address in use or not local?)"));
   }
+  // The probe port: its own server (a port of the main one would serve every
+  // service), plaintext and without access rules; health only.
+  std::unique_ptr<grpc::Server> health_server;
+  if (!config.health_listen.empty()) {
+    if (auto s = ValidateListenAddress(config.health_listen); !s.ok()) {
+      server->Shutdown();
+      return absl::InvalidArgumentError(absl::StrCat("--health_listen: ", s.message()));
+    }
+    grpc::ServerBuilder health_builder;
+    int health_port = 0;
+    health_builder.AddListeningPort(config.health_listen, grpc::InsecureServerCredentials(),
+                                    &health_port);
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    health_builder.SetMaxReceiveMessageSize(4096);
+    health_server = health_builder.BuildAndStart();
+    if (health_server == nullptr || health_port == 0) {
+      server->Shutdown();
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", config.health_listen,
+                                                 " (--health_listen: address in use or not "
+                                                 "local?)"));
+    }
+    LogInfo("serving grpc.health.v1 only, plaintext, on %s:%d",
+            config.health_listen.substr(0, config.health_listen.rfind(':')), health_port);
+  }
   std::string host = config.listen.substr(0, config.listen.rfind(':'));
   std::string bound = absl::StrCat(host, ":", port);
   printf("listening on %s\n", bound.c_str());
   fflush(stdout);
   LogInfo("serving on %s (%s)", bound, DescribeSecurity(config.security));
 
-  std::thread waiter([&server, &config] {
+  std::thread waiter([&server, &health_server, &config] {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -87,9 +118,14 @@ absl::Status ServeUntilSignal(const ServerConfig& config) {
     int sig = 0;
     sigwait(&set, &sig);
     LogInfo("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (health_server != nullptr) {
+      // Probes see NOT_SERVING while the main server drains.
+      health_server->GetHealthCheckService()->SetServingStatus(false);
+    }
     if (config.on_shutdown) config.on_shutdown();
     server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::milliseconds(config.shutdown_grace_ms));
+    if (health_server != nullptr) health_server->Shutdown();
   });
   server->Wait();
   waiter.join();

@@ -35,7 +35,15 @@ struct ServerConfig {
   int shutdown_grace_ms = 2000;
   // TLS and per-method access rules (common/tls.h); default: plaintext, open.
   ServerSecurity security;
+  // When set: a second, plaintext port that serves only grpc.health.v1 (and
+  // reflection of it), for probes that cannot speak TLS or present client
+  // certificates (Kubernetes' grpc probes). It reports NOT_SERVING once the
+  // main server begins to shut down. Usually HealthListenFlag().
+  std::string health_listen;
 };
+
+// --health_listen (defined by this library, so every binary has it).
+std::string HealthListenFlag();
 
 // Starts the server, prints "listening on HOST:PORT" (the real port when 0
 // was asked) on stdout, and blocks until SIGTERM or SIGINT. Returns an error

@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
     security->public_checked_in_service = authenticated_ops != nullptr;
   }
   server.security = *security;
+  server.health_listen = conductor::HealthListenFlag();
   server.max_receive_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   server.on_shutdown = [&conductor] { (*conductor)->Shutdown(); };
   if (auto s = conductor::ServeUntilSignal(server); !s.ok()) {

@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
   server.listen = absl::GetFlag(FLAGS_listen);
   server.on_shutdown = [&runner] { runner.Stop(); };
   server.security = *security;
+  server.health_listen = conductor::HealthListenFlag();
   if (auto s = conductor::ServeUntilSignal(server); !s.ok()) {
     return Fail(std::string(s.message()), 1);
   }

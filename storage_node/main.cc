@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   config.listen = listen;
   config.services = {&service};
   config.security = *security;
+  config.health_listen = conductor::HealthListenFlag();
   if (auto s = conductor::ServeUntilSignal(config); !s.ok()) return Fail(kExitUnusable, s);
   return 0;
 }

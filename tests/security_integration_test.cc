@@ -303,7 +303,8 @@ std::string* SecurityIntegrationTest::setup_error_ = nullptr;
 TEST_F(SecurityIntegrationTest, TlsHandshakeAndCrud) {
   TestCluster::Options options;
   options.extra_conductor_flags = {"--tls_cert=" + certs().server_cert,
-                                   "--tls_key=" + certs().server_key};
+                                   "--tls_key=" + certs().server_key,
+                                   "--health_listen=127.0.0.1:0"};
   options.client_security = Tls(certs().ca);
   auto cluster = TestCluster::Start(options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
@@ -329,6 +330,19 @@ TEST_F(SecurityIntegrationTest, TlsHandshakeAndCrud) {
              "plaintext client on a TLS port");
   ExpectCode(HealthCheck(address, ClientSecurity()), grpc::StatusCode::UNAVAILABLE,
              "plaintext health check on a TLS port");
+
+  // --health_listen: a plaintext port for probes, with health and nothing else.
+  const std::string log = ReadFile((*cluster)->root() + "/conductor.log");
+  const std::string marker = "serving grpc.health.v1 only, plaintext, on ";
+  const size_t at = log.find(marker);
+  ASSERT_NE(at, std::string::npos) << "no health port in the conductor's log:\n" << log;
+  const std::string health_address =
+      log.substr(at + marker.size(), log.find('\n', at) - at - marker.size());
+  ExpectOk(HealthCheck(health_address, ClientSecurity()), "plaintext health check, health port");
+  ExpectCode(ListTables(*OpsStub(health_address, ClientSecurity())),
+             grpc::StatusCode::UNIMPLEMENTED, "TableOps on the health port");
+  ExpectCode(Lease(health_address, ClientSecurity()), grpc::StatusCode::UNIMPLEMENTED,
+             "an internal service on the health port");
 }
 
 // Every process on mutual TLS, a public bearer token on TableOps.
