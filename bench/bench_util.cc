@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "common/sqlite.h"
 #include "common/tls.h"
 
@@ -433,6 +434,32 @@ std::string MachineDescription() {
   return absl::StrFormat("%s; nproc=%d; RAM %.1f GiB; load avg %.2f %.2f %.2f; %s", cpu,
                          static_cast<int>(std::thread::hardware_concurrency()), gib, load[0],
                          load[1], load[2], date);
+}
+
+// ---------------------------------------------------------------- server logs
+
+size_t FileSize(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  return in ? static_cast<size_t>(in.tellg()) : 0;
+}
+
+std::vector<std::string> LinesFrom(const std::string& path, size_t offset) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<std::string> lines;
+  if (!in) return lines;
+  in.seekg(static_cast<std::streamoff>(offset));
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::optional<absl::Time> LineTime(const std::string& line) {
+  if (line.size() < 27 || line[1] != ' ') return std::nullopt;
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", line.substr(2, 24), &t, &err)) {
+    return std::nullopt;
+  }
+  return t;
 }
 
 }  // namespace conductor::bench

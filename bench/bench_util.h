@@ -10,11 +10,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "conductor/v1/table_ops.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "storage/v1/storage.grpc.pb.h"
@@ -147,6 +149,20 @@ struct LatencySummary {
 LatencySummary Summarize(std::vector<double> samples);
 double Percentile(const std::vector<double>& sorted, double p);
 double Median(std::vector<double> values);
+
+// --- server logs ---
+
+// A server's log file, and where the lines of the part being measured start.
+struct LogFile {
+  std::string path;
+  size_t offset = 0;
+};
+// Bytes of `path` so far (where the next lines will start); 0 when missing.
+size_t FileSize(const std::string& path);
+// The lines of `path` from byte `offset` on.
+std::vector<std::string> LinesFrom(const std::string& path, size_t offset);
+// The time of a log line "I 2026-11-23T23:50:14.123Z tag: message".
+std::optional<absl::Time> LineTime(const std::string& line);
 
 // --- report ---
 

@@ -225,35 +225,7 @@ RawFigures RawExportImport(const std::string& root, int64_t rows) {
 
 // ---------------------------------------------------------------- logs
 
-size_t FileSize(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  return in ? static_cast<size_t>(in.tellg()) : 0;
-}
-
-std::vector<std::string> LinesFrom(const std::string& path, size_t offset) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<std::string> lines;
-  if (!in) return lines;
-  in.seekg(static_cast<std::streamoff>(offset));
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-// "I 2026-11-23T23:50:14.123Z tag: message" -> its time.
-std::optional<absl::Time> LineTime(const std::string& line) {
-  if (line.size() < 27 || line[1] != ' ') return std::nullopt;
-  absl::Time t;
-  std::string err;
-  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", line.substr(2, 24), &t, &err)) {
-    return std::nullopt;
-  }
-  return t;
-}
-
-struct LogFile {
-  std::string path;
-  size_t offset = 0;
-};
+// FileSize, LinesFrom, LineTime, LogFile: bench_util.
 
 std::vector<LogFile> LogsNow(TestCluster& cluster) {
   std::vector<LogFile> logs = {{cluster.root() + "/conductor.log", 0}};
