@@ -10,9 +10,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/errors.h"
 #include "common/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/support/server_interceptor.h"
 
 // ThreadSanitizer reads these at start-up in a -fsanitize=thread build (and
 // nothing else ever calls it). gRPC's callback API allocates a call's tag on
@@ -55,6 +57,50 @@ void BlockTerminationSignals() {
 
 std::string HealthListenFlag() { return absl::GetFlag(FLAGS_health_listen); }
 
+namespace {
+
+// A request gRPC could not parse never reaches a handler: gRPC answers
+// INTERNAL with no message (protobuf refuses, e.g., a proto3 string field
+// holding invalid UTF-8). That is the client's error, so this interceptor
+// turns exactly that answer (INTERNAL, no message, no details: every status
+// of the services here carries an ErrorInfo) into INVALID_ARGUMENT with a
+// message and reason INVALID_ARGUMENT.
+class UnparsableRequestInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit UnparsableRequestInterceptor(std::string method) : method_(std::move(method)) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status status = methods->GetSendStatus();
+      if (status.error_code() == grpc::StatusCode::INTERNAL && status.error_message().empty() &&
+          status.error_details().empty()) {
+        methods->ModifySendStatus(ToGrpcStatus(Error(
+            absl::StatusCode::kInvalidArgument, reason::kInvalidArgument,
+            absl::StrCat("the request to ", method_,
+                         " could not be parsed: a string field holds bytes that are not UTF-8 "
+                         "(proto3 strings must be valid UTF-8; send binary data as a blob "
+                         "value) or the message is malformed"))));
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string method_;
+};
+
+class UnparsableRequestInterceptorFactory
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new UnparsableRequestInterceptor(info->method() == nullptr ? "" : info->method());
+  }
+};
+
+}  // namespace
+
 absl::Status ServeUntilSignal(const ServerConfig& config) {
   if (auto s = ValidateListenAddress(config.listen); !s.ok()) return s;
   // Debian builds Abseil with mutex deadlock detection on; gRPC's mutexes
@@ -71,6 +117,11 @@ absl::Status ServeUntilSignal(const ServerConfig& config) {
   builder.SetMaxReceiveMessageSize(config.max_receive_bytes);
   builder.SetMaxSendMessageSize(256 << 20);
   for (grpc::Service* service : config.services) builder.RegisterService(service);
+  {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
+    factories.push_back(std::make_unique<UnparsableRequestInterceptorFactory>());
+    builder.experimental().SetInterceptorCreators(std::move(factories));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat(

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/errors.h"
@@ -339,22 +340,26 @@ TEST_F(LimitsTest, DeepNestingIsInvalidArgumentAndNeverACrash) {
   EXPECT_EQ(response.result_sets(0).rows(0).values(0).integer(), kRows);
 }
 
-TEST_F(LimitsTest, InvalidUtf8InAStringFieldIsRefusedByGrpcBeforeTheConductor) {
+TEST_F(LimitsTest, InvalidUtf8InAStringFieldIsInvalidArgument) {
   // Raw bytes that are not UTF-8 in ExecuteRequest.sql (a proto3 string):
-  // the server's protobuf parser refuses the message, so gRPC answers
-  // INTERNAL before the conductor sees the call; there is no ErrorInfo.
+  // the server's protobuf parser refuses the message before the conductor
+  // sees the call, and the server's interceptor answers INVALID_ARGUMENT.
   for (const std::string& sql :
        {std::string("SELECT \"\xff\xfe\" FROM items"), std::string("SELECT * FROM \xc3\x28"),
         std::string("CREATE TABLE \"t\xed\xa0\x80\" (id INTEGER PRIMARY KEY)"),
         std::string("SELECT 'overlong \xc0\xaf'")}) {
     grpc::Status status = RawCall("Execute", StringField1(sql));
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << status.error_message();
-    EXPECT_EQ(ErrorReason(FromGrpcStatus(status)), "");
-    EXPECT_EQ(status.error_message(), "") << "docs/data-path.md#limits says there is none";
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_EQ(ErrorReason(FromGrpcStatus(status)), reason::kInvalidArgument);
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "not UTF-8")) << status.error_message();
   }
   // The same for a typed request's name (DescribeTableRequest.table).
   grpc::Status status = RawCall("DescribeTable", StringField1("items\xff"));
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << status.error_message();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  // Bytes that are no protobuf message at all (a field with a length past the end).
+  status = RawCall("Execute", std::string("\x0a\x7f\x41", 3));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(ErrorReason(FromGrpcStatus(status)), reason::kInvalidArgument);
   // A well-formed raw request through the same path works.
   std::string response;
   status = RawCall("Execute", StringField1("SELECT count(*) FROM items"), &response);
