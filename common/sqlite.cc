@@ -253,12 +253,7 @@ Value Statement::ColumnValue(int i) const {
       return RealValue(sqlite3_column_double(stmt_, i));
     case SQLITE_TEXT: {
       const char* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
-      const int size = sqlite3_column_bytes(stmt_, i);
-      // The check protobuf itself applies to `string` fields.
-      if (!google::protobuf::internal::IsStructurallyValidUTF8(text, size)) {
-        return BlobValue(absl::string_view(text, size));
-      }
-      return TextValue(absl::string_view(text, size));
+      return TextValue(absl::string_view(text, sqlite3_column_bytes(stmt_, i)));
     }
     case SQLITE_BLOB: {
       const char* blob = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
@@ -267,6 +262,22 @@ Value Statement::ColumnValue(int i) const {
     default:
       return NullValue();
   }
+}
+
+absl::StatusOr<Value> Statement::ColumnValueUtf8(int i) const {
+  Value value = ColumnValue(i);
+  // The check protobuf itself applies to `string` fields.
+  if (value.kind_case() == Value::kText && !google::protobuf::internal::IsStructurallyValidUTF8(
+                                               value.text().data(), value.text().size())) {
+    const std::string name = ColumnName(i);
+    return Error(absl::StatusCode::kInvalidArgument, reason::kSqlError,
+                 absl::StrCat("column ", i + 1, " (", name,
+                              ") holds TEXT that is not valid UTF-8 (CAST of a blob makes such "
+                              "text), which the API cannot carry: its strings are UTF-8. Read it "
+                              "as a BLOB (CAST(",
+                              name, " AS BLOB)) or store it as one"));
+  }
+  return value;
 }
 
 int64_t Statement::ColumnInt64(int i) const { return sqlite3_column_int64(stmt_, i); }

@@ -91,11 +91,14 @@ class Statement {
 
   int ColumnCount() const;
   std::string ColumnName(int i) const;
-  // The column as a Value of its storage class, except TEXT that is not
-  // valid UTF-8 (only CAST of a blob makes it): a proto3 `string` cannot
-  // carry it (the receiver would refuse the whole message), so it comes back
-  // as a BLOB of the same bytes.
+  // The column as a Value of its storage class, exactly.
   Value ColumnValue(int i) const;
+  // The same, for values that go into a message (a proto3 `string` must be
+  // UTF-8, and a receiver refuses the whole message otherwise): TEXT that is
+  // not valid UTF-8 (CAST of a blob makes such text) is INVALID_ARGUMENT
+  // SQL_ERROR naming the column, never converted (a converted value would
+  // sort, compare and copy differently).
+  absl::StatusOr<Value> ColumnValueUtf8(int i) const;
   int64_t ColumnInt64(int i) const;
   std::string ColumnText(int i) const;
   bool ColumnIsNull(int i) const;

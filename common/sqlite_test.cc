@@ -1,5 +1,6 @@
 #include "common/sqlite.h"
 
+#include "absl/strings/match.h"
 #include "common/errors.h"
 #include "gtest/gtest.h"
 
@@ -27,13 +28,21 @@ TEST(SqliteTest, ValuesKeepTheirStorageClass) {
   EXPECT_EQ(stmt->ColumnValue(4).kind_case(), Value::kNullValue);
 }
 
-TEST(SqliteTest, TextThatIsNotUtf8ComesBackAsABlob) {
+TEST(SqliteTest, TextThatIsNotUtf8IsKeptExactlyAndRefusedForMessages) {
   auto db = Memory();
-  auto stmt = db->Prepare("SELECT CAST(x'ff41' AS TEXT), CAST(x'c3a9' AS TEXT)");
+  auto stmt = db->Prepare("SELECT CAST(x'ff41' AS TEXT) AS bad, CAST(x'c3a9' AS TEXT)");
   ASSERT_TRUE(stmt.ok()) << stmt.status();
   ASSERT_TRUE(*stmt->Step());
-  EXPECT_EQ(stmt->ColumnValue(0).blob(), "\xff\x41") << "a proto3 string cannot hold it";
-  EXPECT_EQ(stmt->ColumnValue(1).text(), "é");
+  EXPECT_EQ(stmt->ColumnValue(0).text(), "\xff\x41") << "exact: never converted";
+  auto refused = stmt->ColumnValueUtf8(0);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrorReason(refused.status()), "SQL_ERROR");
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "CAST(bad AS BLOB)"))
+      << refused.status();
+  auto fine = stmt->ColumnValueUtf8(1);
+  ASSERT_TRUE(fine.ok()) << fine.status();
+  EXPECT_EQ(fine->text(), "é");
 }
 
 TEST(SqliteTest, ConstraintErrorsMapToCodesAndReasons) {

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 
@@ -132,6 +133,8 @@ class MetadataInterceptorFactory final
 
 std::mutex default_mu;
 ClientSecurity* default_security = nullptr;
+// SetClientSecurityFor's entries (never freed: channels may refer to them).
+auto* const per_address_security = new std::map<std::string, const ClientSecurity*>;
 
 }  // namespace
 
@@ -351,9 +354,22 @@ const ClientSecurity& DefaultClientSecurity() {
   return default_security != nullptr ? *default_security : *plaintext;
 }
 
+void SetClientSecurityFor(const std::string& address, ClientSecurity security) {
+  std::lock_guard<std::mutex> lock(default_mu);
+  // Kept for the life of the process, as the default.
+  (*per_address_security)[address] = new ClientSecurity(std::move(security));
+}
+
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
                                            const grpc::ChannelArguments& args) {
-  return MakeChannel(address, args, DefaultClientSecurity());
+  const ClientSecurity* for_address = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(default_mu);
+    auto it = per_address_security->find(address);
+    if (it != per_address_security->end()) for_address = it->second;
+  }
+  return MakeChannel(address, args,
+                     for_address != nullptr ? *for_address : DefaultClientSecurity());
 }
 
 }  // namespace conductor

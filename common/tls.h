@@ -133,6 +133,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
 // Process-wide client security used by MakeChannel(address, args): set once
 // in main() before any channel is made; plaintext until then.
 void SetDefaultClientSecurity(ClientSecurity security);
+// The client security MakeChannel(address, args) uses for exactly `address`
+// instead of the default (e.g. a queue worker that reaches a TLS conductor
+// with --conductor_tls_ca while the storage nodes stay plaintext). Set in
+// main() before any channel is made.
+void SetClientSecurityFor(const std::string& address, ClientSecurity security);
 const ClientSecurity& DefaultClientSecurity();
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
                                            const grpc::ChannelArguments& args);

@@ -107,7 +107,11 @@ absl::Status RunInto(Database& db, const std::string& sql, const std::vector<Val
     if (!*row) return absl::OkStatus();
     if (max_rows >= 0 && out->rows_size() >= max_rows) return TooManyRows(max_rows);
     auto* r = out->add_rows();
-    for (int c = 0; c < stmt->ColumnCount(); ++c) *r->add_values() = stmt->ColumnValue(c);
+    for (int c = 0; c < stmt->ColumnCount(); ++c) {
+      auto value = stmt->ColumnValueUtf8(c);
+      if (!value.ok()) return value.status();
+      *r->add_values() = *std::move(value);
+    }
   }
 }
 

@@ -901,7 +901,11 @@ absl::Status ValidateRows(const DmlStatement& s, const TableMeta& table,
       if (!has_row.ok()) return has_row.status();
       if (!*has_row) break;
       returned.emplace();
-      for (int c = 0; c < insert->ColumnCount(); ++c) returned->push_back(insert->ColumnValue(c));
+      for (int c = 0; c < insert->ColumnCount(); ++c) {
+        auto value = insert->ColumnValueUtf8(c);
+        if (!value.ok()) return value.status();
+        returned->push_back(*std::move(value));
+      }
     }
     stored->push_back(std::move(returned));
   }
@@ -1022,7 +1026,11 @@ absl::StatusOr<QueryPlan> PlanInsert(const DmlStatement& s, const TableMeta& tab
     if (!*has_row) break;
     ++row_number;
     std::vector<Value> row;
-    for (int c = 0; c < values->ColumnCount(); ++c) row.push_back(values->ColumnValue(c));
+    for (int c = 0; c < values->ColumnCount(); ++c) {
+      auto value = values->ColumnValueUtf8(c);
+      if (!value.ok()) return value.status();
+      row.push_back(*std::move(value));
+    }
     Value key = routing::ApplyAffinity(row[key_position], affinity);
     if (key.kind_case() == Value::kNullValue || key.kind_case() == Value::KIND_NOT_SET) {
       return Error(absl::StatusCode::kInvalidArgument, reason::kShardKeyRequired,

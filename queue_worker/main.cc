@@ -18,6 +18,7 @@
 #include "common/logging.h"
 #include "common/security_flags.h"
 #include "common/server.h"
+#include "common/tls.h"
 #include "queue_worker/index_jobs.h"
 #include "queue_worker/job_runner.h"
 #include "queue_worker/reshard_jobs.h"
@@ -30,6 +31,10 @@ ABSL_FLAG(int64_t, scan_rows_per_s, 0,
           "throttle for shard scans (index builds, recounts): tuples per second per job; 0 = "
           "no limit");
 ABSL_FLAG(std::string, worker_id, "", "names this worker in leases and logs; default HOST-PID");
+ABSL_FLAG(std::string, conductor_tls_ca, "",
+          "PEM CA file: reach the conductor over TLS, verifying it against this CA, when the "
+          "conductor serves TLS but the cluster does not use mutual TLS (--tls_ca); calls to "
+          "storage nodes stay as the other flags say");
 
 namespace {
 
@@ -68,6 +73,13 @@ int main(int argc, char** argv) {
   // Before the runner and the job handlers make their channels.
   auto security = conductor::SecurityFromFlags();
   if (!security.ok()) return Fail(std::string(security.status().message()), 2);
+  if (const std::string ca_file = absl::GetFlag(FLAGS_conductor_tls_ca); !ca_file.empty()) {
+    auto ca = conductor::ReadSecretFile(ca_file, "conductor_tls_ca");
+    if (!ca.ok()) return Fail(std::string(ca.status().message()), 2);
+    conductor::ClientSecurity to_conductor = conductor::InternalClientSecurity(*security);
+    to_conductor.tls.ca_pem = *std::move(ca);
+    conductor::SetClientSecurityFor(options.conductor, std::move(to_conductor));
+  }
   conductor::IndexJobOptions index_options;
   index_options.conductor = options.conductor;
   index_options.scan_rows_per_s = absl::GetFlag(FLAGS_scan_rows_per_s);

@@ -43,7 +43,11 @@ absl::Status RunStatement(Connection& connection, const storage::v1::Statement& 
     if (!has_row.ok()) return has_row.status();
     if (!*has_row) break;
     conductor::v1::Row* row = result->add_rows();
-    for (int i = 0; i < columns; ++i) *row->add_values() = statement->ColumnValue(i);
+    for (int i = 0; i < columns; ++i) {
+      absl::StatusOr<Value> value = statement->ColumnValueUtf8(i);
+      if (!value.ok()) return value.status();
+      *row->add_values() = *std::move(value);
+    }
     *response_bytes += static_cast<int64_t>(row->ByteSizeLong()) + kMessageOverhead;
     if (*response_bytes > limits.max_response_bytes) {
       return absl::ResourceExhaustedError(

@@ -155,7 +155,11 @@ absl::Status ShardScan::ReadRows(Connection& connection, int64_t max_block_bytes
       break;
     }
     conductor::v1::Row* row = block->add_rows();
-    for (int i = 0; i < row_width; ++i) *row->add_values() = statement->ColumnValue(i);
+    for (int i = 0; i < row_width; ++i) {
+      absl::StatusOr<Value> value = statement->ColumnValueUtf8(i);
+      if (!value.ok()) return value.status();
+      *row->add_values() = *std::move(value);
+    }
     bytes += static_cast<int64_t>(row->ByteSizeLong()) + kMessageOverhead;
     if (bytes > max_block_bytes) {
       return absl::ResourceExhaustedError(
@@ -165,7 +169,9 @@ absl::Status ShardScan::ReadRows(Connection& connection, int64_t max_block_bytes
     if (!distinct_) {
       block->clear_last_key();
       for (int i = 0; i < key_count; ++i) {
-        *block->add_last_key() = statement->ColumnValue(key_offset + i);
+        absl::StatusOr<Value> key = statement->ColumnValueUtf8(key_offset + i);
+        if (!key.ok()) return key.status();
+        *block->add_last_key() = *std::move(key);
       }
     }
   }

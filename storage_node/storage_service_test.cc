@@ -593,6 +593,27 @@ TEST_F(ScanShardTest, ErrorsReachTheClient) {
   EXPECT_TRUE(absl::StrContains(column.status.message(), "no such column")) << column.status;
 }
 
+TEST_F(ScanShardTest, TextThatIsNotUtf8FailsTheScanInsteadOfChangingIt) {
+  // A key past such a value would be skipped if it were sent converted (a
+  // BLOB sorts after every TEXT); the scan stops with an error naming it.
+  MustExecute(
+      "CREATE TABLE w (k TEXT, v TEXT, _virtualShard INTEGER NOT NULL DEFAULT 0, "
+      "PRIMARY KEY (_virtualShard, k))");
+  MustExecute("INSERT INTO w (k, v) VALUES ('a', 'x'), ('b', CAST(x'ff' AS TEXT)), ('c', 'z')");
+  MustExecute("INSERT INTO w (k, v) VALUES (CAST(x'41ff' AS TEXT), 'y')");
+  for (const auto& [columns, keys] :
+       std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>{
+           {{"k", "v"}, {"k"}}, {{"k"}, {"k"}}}) {
+    Streamed streamed = Scan(ScanOf("w", 0, columns, keys, 1));
+    EXPECT_EQ(streamed.status.code(), absl::StatusCode::kInvalidArgument) << streamed.status;
+    EXPECT_EQ(ErrorReason(streamed.status), reason::kSqlError) << streamed.status;
+    EXPECT_TRUE(absl::StrContains(streamed.status.message(), "not valid UTF-8")) << streamed.status;
+  }
+  // And ExecuteBatch reads of it.
+  auto read = Execute(Batch({Stmt("SELECT v FROM w WHERE k = 'b'")}, /*read_only=*/true));
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kInvalidArgument) << read.status();
+}
+
 // A "table" whose every block runs until interrupted.
 constexpr char kEndlessView[] =
     "CREATE VIEW endless AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "

@@ -390,15 +390,21 @@ TEST_F(LimitsTest, UnacceptableCharactersInIdentifiersAreInvalidArgument) {
   ExpectError(Run("SELECT [\xef\xbf\xbf] FROM items WHERE id = 1"),
               grpc::StatusCode::INVALID_ARGUMENT, reason::kSqlError);
   // TEXT that is not UTF-8 (made by CAST of a blob) cannot travel in a
-  // proto3 string: it comes back as a BLOB of the same bytes, from the
-  // conductor's own SQLite and from a storage node alike.
+  // proto3 string: asking for it is INVALID_ARGUMENT naming the remedy, from
+  // the conductor's own SQLite and from a storage node alike; as a BLOB it
+  // travels.
   v1::ExecuteResponse cast;
-  grpc::Status status = Run("SELECT CAST(x'ff41' AS TEXT)", {}, &cast);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(cast.result_sets(0).rows(0).values(0).blob(), "\xff\x41");
-  status = Run("SELECT CAST(x'fe' AS TEXT), id FROM items WHERE id = 7", {}, &cast);
+  ExpectError(Run("SELECT CAST(x'ff41' AS TEXT)", {}, &cast), grpc::StatusCode::INVALID_ARGUMENT,
+              reason::kSqlError);
+  ExpectError(Run("SELECT CAST(x'fe' AS TEXT), id FROM items WHERE id = 7", {}, &cast),
+              grpc::StatusCode::INVALID_ARGUMENT, reason::kSqlError);
+  grpc::Status status =
+      Run("SELECT CAST(CAST(x'fe' AS TEXT) AS BLOB), id FROM items WHERE id = 7", {}, &cast);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(cast.result_sets(0).rows(0).values(0).blob(), "\xfe");
+  // Nor can such a value be inserted (the conductor evaluates VALUES).
+  ExpectError(Run("INSERT INTO items (id, name) VALUES (999999, CAST(x'ff' AS TEXT))"),
+              grpc::StatusCode::INVALID_ARGUMENT, reason::kSqlError);
   // Bytes that are not UTF-8 can still travel as a blob parameter.
   v1::ExecuteResponse response;
   ASSERT_TRUE(

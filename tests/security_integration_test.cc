@@ -262,6 +262,25 @@ void ExpectCrud(v1::TableOps::Stub& stub, const std::string& table) {
   EXPECT_EQ(rows[3].values(0).integer(), 4);
 }
 
+// The one index of `table` leaves `building` and is `ready` (60 s at most).
+void ExpectIndexReady(TestCluster& cluster, const std::string& table) {
+  std::string index_status;
+  for (absl::Time give_up = absl::Now() + absl::Seconds(60); absl::Now() < give_up;) {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    v1::ListIndexesRequest request;
+    request.set_table(table);
+    v1::ListIndexesResponse response;
+    grpc::Status status = cluster.ops().ListIndexes(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(response.indexes_size(), 1);
+    index_status = response.indexes(0).status();
+    if (index_status != "building") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(index_status, "ready") << cluster.worker_process(0)->LogTail();
+}
+
 void ExpectCode(const grpc::Status& status, grpc::StatusCode code, const std::string& what) {
   EXPECT_EQ(status.error_code(), code) << what << ": " << status.error_message();
 }
@@ -306,11 +325,18 @@ TEST_F(SecurityIntegrationTest, TlsHandshakeAndCrud) {
                                    "--tls_key=" + certs().server_key,
                                    "--health_listen=127.0.0.1:0"};
   options.client_security = Tls(certs().ca);
+  // A worker reaches the TLS conductor with --conductor_tls_ca (the nodes
+  // stay plaintext): an index build finishes.
+  options.workers = 1;
+  options.extra_worker_flags = {"--conductor_tls_ca=" + certs().ca};
   auto cluster = TestCluster::Start(options);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   const std::string address = (*cluster)->conductor_address();
 
   ASSERT_NO_FATAL_FAILURE(ExpectCrud((*cluster)->ops(), "tls_items"));
+  ExpectOk(Sql((*cluster)->ops(), "CREATE INDEX tls_items_name ON tls_items (name)"),
+           "CREATE INDEX");
+  ASSERT_NO_FATAL_FAILURE(ExpectIndexReady(**cluster, "tls_items"));
   // The name in the certificate (SAN localhost) checked instead of the IP.
   ClientSecurity by_name = Tls(certs().ca);
   by_name.server_name = "localhost";
@@ -367,21 +393,7 @@ TEST_F(SecurityIntegrationTest, MtlsClusterWithTokenBuildsAnIndexAndRefusesPubli
   ASSERT_NO_FATAL_FAILURE(ExpectCrud(cluster.ops(), "mtls_items"));
   grpc::Status status = Sql(cluster.ops(), "CREATE INDEX mtls_items_name ON mtls_items (name)");
   ASSERT_TRUE(status.ok()) << status.error_message();
-  std::string index_status;
-  for (absl::Time give_up = absl::Now() + absl::Seconds(60); absl::Now() < give_up;) {
-    grpc::ClientContext context;
-    SetDeadline(&context);
-    v1::ListIndexesRequest request;
-    request.set_table("mtls_items");
-    v1::ListIndexesResponse response;
-    status = cluster.ops().ListIndexes(&context, request, &response);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    ASSERT_EQ(response.indexes_size(), 1);
-    index_status = response.indexes(0).status();
-    if (index_status != "building") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_EQ(index_status, "ready") << cluster.worker_process(0)->LogTail();
+  ASSERT_NO_FATAL_FAILURE(ExpectIndexReady(cluster, "mtls_items"));
   v1::ExecuteResponse found;
   status = Sql(cluster.ops(), "SELECT id FROM mtls_items WHERE name = 'c'", &found);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -476,21 +488,7 @@ TEST_F(SecurityIntegrationTest, InternalTokenGuardsInternalServicesOnPlaintext) 
   ASSERT_NO_FATAL_FAILURE(ExpectCrud(cluster.ops(), "plain_items"));
   grpc::Status status = Sql(cluster.ops(), "CREATE INDEX plain_items_name ON plain_items (name)");
   ASSERT_TRUE(status.ok()) << status.error_message();
-  std::string index_status;
-  for (absl::Time give_up = absl::Now() + absl::Seconds(60); absl::Now() < give_up;) {
-    grpc::ClientContext context;
-    SetDeadline(&context);
-    v1::ListIndexesRequest request;
-    request.set_table("plain_items");
-    v1::ListIndexesResponse response;
-    status = cluster.ops().ListIndexes(&context, request, &response);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    ASSERT_EQ(response.indexes_size(), 1);
-    index_status = response.indexes(0).status();
-    if (index_status != "building") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_EQ(index_status, "ready") << cluster.worker_process(0)->LogTail();
+  ASSERT_NO_FATAL_FAILURE(ExpectIndexReady(cluster, "plain_items"));
 
   grpc::Status refused = ListTables(*OpsStub(address, ClientSecurity()));
   ExpectCode(refused, grpc::StatusCode::UNAUTHENTICATED, "no token");
