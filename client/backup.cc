@@ -56,14 +56,25 @@ bool ValidBackupPath(const std::string& path) {
          parts[2] == "storage.db";
 }
 
-// OK when `dir` does not exist (it is created) or is an empty directory.
+// Whether `dir` holds nothing but a file system's lost+found (a freshly
+// formatted volume, e.g. a Kubernetes PersistentVolume, has one).
+bool EffectivelyEmpty(const std::string& dir) {
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(dir, error)) {
+    if (entry.path().filename() != "lost+found") return false;
+  }
+  return !error;
+}
+
+// OK when `dir` does not exist (it is created) or is an empty directory
+// (lost+found aside).
 absl::Status PrepareEmptyDir(const std::string& dir, const char* what) {
   std::error_code error;
   if (fs::exists(dir, error)) {
     if (!fs::is_directory(dir, error)) {
       return absl::FailedPreconditionError(absl::StrCat(what, " ", dir, " is not a directory"));
     }
-    if (!fs::is_empty(dir, error)) {
+    if (!EffectivelyEmpty(dir)) {
       return absl::FailedPreconditionError(
           absl::StrCat("refusing to write into ", what, " ", dir,
                        ": it is not empty (use a new or empty directory)"));
@@ -132,7 +143,7 @@ absl::Status CopyVerified(const std::string& from, const std::string& to,
   if (!out) return absl::InternalError(absl::StrCat("cannot write ", to));
   if (size != expected.size_bytes() || sha256 != expected.sha256()) {
     return Error(
-        absl::StatusCode::kDataLoss, "BACKUP_CORRUPT",
+        absl::StatusCode::kDataLoss, reason::kBackupCorrupt,
         absl::StrCat("backup file ", from, " is corrupt: it has ", size, " bytes with SHA-256 ",
                      sha256, ", the manifest says ", expected.size_bytes(), " bytes with SHA-256 ",
                      expected.sha256(), "; nothing was restored"));

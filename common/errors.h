@@ -47,6 +47,11 @@ inline constexpr char kRequestTooLarge[] = "REQUEST_TOO_LARGE";
 // An answer over a configured limit: more rows than --max_response_rows
 // (RESOURCE_EXHAUSTED).
 inline constexpr char kResultTooLarge[] = "RESULT_TOO_LARGE";
+// Backups (docs/operations.md#backups-and-restore).
+inline constexpr char kBackupInProgress[] = "BACKUP_IN_PROGRESS";
+inline constexpr char kBackupChecksumMismatch[] = "BACKUP_CHECKSUM_MISMATCH";
+inline constexpr char kBackupCorrupt[] = "BACKUP_CORRUPT";
+inline constexpr char kTopologyChanged[] = "TOPOLOGY_CHANGED";
 }  // namespace reason
 
 inline constexpr char kErrorDomain[] = "conductor";

@@ -27,8 +27,8 @@ constexpr int32_t kMaxChunk = 16 << 20;
 
 constexpr char kConsistency[] =
     "Each file is a consistent snapshot of its database (SQLite online backup API), taken one "
-    "after another while writes continued: storage nodes first, in node-id order, then "
-    "index_entries.db, then topology.db. No table, index or reshard operation ran between the "
+    "after another while writes continued: topology.db first, then the storage nodes in "
+    "node-id order, then index_entries.db. No table, index or reshard operation ran between the "
     "first and the last snapshot (the topology version did not change, and no reshard was "
     "active), so every table of the topology exists with the same shards on every node. A row "
     "lives on one shard of one node, so each row is present or absent as a whole; rows written "
@@ -120,7 +120,14 @@ grpc::Status BackupService::Backup(grpc::ServerContext* context,
                               absl::StrCat("chunk_bytes must be within 0..", kMaxChunk)));
   }
   const int64_t chunk = request->chunk_bytes() == 0 ? kDefaultChunk : request->chunk_bytes();
-  std::lock_guard<std::mutex> lock(mu_);
+  // One backup at a time; a second one is refused rather than queued (a
+  // stalled client must not hold every later backup and a thread each).
+  std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    return ToGrpcStatus(Error(absl::StatusCode::kAborted, reason::kBackupInProgress,
+                              "another backup is running on this conductor; run this one after "
+                              "it ends (or cancel it)"));
+  }
   const absl::Time started = absl::Now();
   absl::Status status = Run(
       context, chunk, [writer](const BackupResponse& message) { return writer->Write(message); });
@@ -232,7 +239,7 @@ absl::Status BackupService::Run(grpc::ServerContext* context, int64_t chunk_byte
         ended = true;
         const std::string sha256 = hash.HexDigest();
         if (chunk.size_bytes() != received || chunk.sha256() != sha256) {
-          broken = Error(absl::StatusCode::kDataLoss, "BACKUP_CHECKSUM_MISMATCH",
+          broken = Error(absl::StatusCode::kDataLoss, reason::kBackupChecksumMismatch,
                          absl::StrCat("the backup of storage node ", node.node_id, " arrived with ",
                                       received, " bytes, SHA-256 ", sha256, "; the node sent ",
                                       chunk.size_bytes(), " bytes, SHA-256 ", chunk.sha256()));
@@ -260,7 +267,7 @@ absl::Status BackupService::Run(grpc::ServerContext* context, int64_t chunk_byte
         continue;
       }
       if (chunk.offset() != received) {
-        broken = Error(absl::StatusCode::kDataLoss, "BACKUP_CHECKSUM_MISMATCH",
+        broken = Error(absl::StatusCode::kDataLoss, reason::kBackupChecksumMismatch,
                        absl::StrCat("the backup of storage node ", node.node_id,
                                     " skipped bytes: chunk at offset ", chunk.offset(),
                                     ", expected ", received));
@@ -303,7 +310,7 @@ absl::Status BackupService::Run(grpc::ServerContext* context, int64_t chunk_byte
   // 4. Nothing in the topology may have changed since its snapshot.
   const int64_t now_version = store_->snapshot()->version;
   if (now_version != facts->topology_version) {
-    return Error(absl::StatusCode::kAborted, "TOPOLOGY_CHANGED",
+    return Error(absl::StatusCode::kAborted, reason::kTopologyChanged,
                  absl::StrCat("the topology changed while the backup ran (version ",
                               facts->topology_version, " -> ", now_version,
                               ": a table, index or reshard operation); run the backup again"));

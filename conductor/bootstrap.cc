@@ -42,6 +42,32 @@ absl::Status EnsureDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
+// The restored node `node` holds every active table of the restored
+// topology; FAILED_PRECONDITION naming the first missing one otherwise.
+absl::Status CheckRestoredNode(StorageClient& storage, const Snapshot& snapshot,
+                               const NodeMeta& node, absl::Time deadline) {
+  storage::v1::ExecuteBatchRequest request;
+  request.set_read_only(true);
+  request.add_statements()->set_sql("SELECT name FROM sqlite_schema WHERE type = 'table'");
+  auto answer = storage.ExecuteBatchBlocking(node, request, deadline);
+  if (!answer.ok()) {
+    return Annotate(answer.status(),
+                    absl::StrCat("listing the tables of restored storage node ", node.node_id));
+  }
+  std::set<std::string> held;
+  for (const auto& row : answer->results(0).rows()) held.insert(row.values(0).text());
+  for (const auto& [key, table] : snapshot.tables) {
+    if (table.state != TableState::kActive || held.count(table.name) > 0) continue;
+    return absl::FailedPreconditionError(
+        absl::StrCat("restored storage node ", node.node_id, " at ", node.address,
+                     " does not hold table ", table.name,
+                     " of the restored topology: its data file was not restored (conductorctl "
+                     "restore --from=BACKUP --data_dir=DIR node ",
+                     node.node_id, ")"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateBootstrapOptions(const BootstrapOptions& options) {
@@ -170,6 +196,16 @@ absl::StatusOr<std::unique_ptr<Conductor>> Conductor::Start(const BootstrapOptio
     const NodeMeta* clash = snapshot->FindNode(*node_id);
     if (clash != nullptr) {
       LogWarning("storage node %s moved from %s to %s", *node_id, clash->address, address);
+    }
+    if (clash != nullptr && absl::StartsWith(clash->address, kRestoredAddressPrefix)) {
+      // A node of a restored topology must bring its restored file: one that
+      // lacks the topology's tables would be given empty ones, and its rows
+      // would be lost without a word.
+      if (auto s = CheckRestoredNode(conductor->storage_, *snapshot, {*node_id, address},
+                                     absl::Now() + options.storage_timeout);
+          !s.ok()) {
+        return s;
+      }
     }
     if (auto s = conductor->store_->UpsertNode({*node_id, address}); !s.ok()) return s;
     LogInfo("registered storage node %s at %s", *node_id, address);

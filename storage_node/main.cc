@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
 
   auto database = conductor::storage_node::NodeDatabase::Open(options);
   if (!database.ok()) return Fail(kExitUnusable, database.status());
+  if (auto s = (*database)->ClaimNodeId(node_id); !s.ok()) return Fail(kExitUnusable, s);
   conductor::storage_node::StorageService service(node_id, std::move(*database));
   conductor::ServerConfig config;
   config.listen = listen;

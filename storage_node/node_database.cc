@@ -69,6 +69,30 @@ absl::Status CheckWriter(Connection& writer) {
 
 }  // namespace
 
+absl::Status NodeDatabase::ClaimNodeId(const std::string& node_id) {
+  storage::v1::ExecuteBatchRequest request;
+  request.add_statements()->set_sql(
+      "CREATE TABLE IF NOT EXISTS _conductor_node (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+  auto* claim = request.add_statements();
+  claim->set_sql("INSERT OR IGNORE INTO _conductor_node (key, value) VALUES ('node_id', ?)");
+  *claim->add_params() = TextValue(node_id);
+  request.add_statements()->set_sql("SELECT value FROM _conductor_node WHERE key = 'node_id'");
+  storage::v1::ExecuteBatchResponse response;
+  if (auto s = ExecuteBatch(request, CallControl(), &response); !s.ok()) {
+    return AboutFile(s, path_);
+  }
+  const auto& rows = response.results(2).rows();
+  const std::string recorded = rows.empty() ? "" : rows[0].values(0).text();
+  if (recorded != node_id) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path_, " belongs to storage node \"", recorded, "\", not to --node_id=", node_id,
+        " (a restored or copied file in the wrong data directory?); start it with "
+        "--node_id=",
+        recorded, " or restore the right file"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<NodeDatabase>> NodeDatabase::Open(
     const NodeDatabaseOptions& options) {
   if (options.reader_connections < 1) {

@@ -75,6 +75,12 @@ class NodeDatabase {
   absl::Status Backup(const storage::v1::BackupRequest& request, const CallControl& control,
                       const std::function<bool(const storage::v1::BackupResponse&)>& emit);
 
+  // Records `node_id` in the database (table _conductor_node) at the first
+  // start; afterwards, FAILED_PRECONDITION when the file belongs to another
+  // node (a restored or copied file in the wrong data directory), so that a
+  // conductor never takes one node's data for another's.
+  absl::Status ClaimNodeId(const std::string& node_id);
+
   // The database file (an absolute path).
   const std::string& path() const { return path_; }
 

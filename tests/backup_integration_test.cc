@@ -299,6 +299,8 @@ TEST_F(BackupIntegrationTest, BackupWhileWritingThenRestoreIntoAFreshCluster) {
   CtlRun restored =
       RunCtl({"restore", "--from=" + backup_dir, "--data_dir=" + root + "/conductor", "conductor"});
   ASSERT_EQ(restored.exit_code, 0) << restored.err;
+  // A freshly formatted volume holds lost+found: restoring into it works.
+  fs::create_directories(root + "/node-1/lost+found");
   for (int i = 1; i <= 3; ++i) {
     const std::string id = absl::StrCat("node-", i);
     restored =
@@ -429,6 +431,45 @@ TEST_F(BackupIntegrationTest, BackupWhileWritingThenRestoreIntoAFreshCluster) {
   EXPECT_TRUE(absl::StrContains(
       log, "restored storage node node-3 was not found at any --storage_nodes address"))
       << log;
+
+  // --- A node whose file was not restored (a fresh, empty node-3): the
+  // restored conductor refuses it instead of giving it empty tables.
+  const std::string unrestored = testing::MakeTempDir("unrestored");
+  ASSERT_EQ(RunCtl({"restore", "--from=" + backup_dir, "--data_dir=" + unrestored + "/conductor",
+                    "conductor"})
+                .exit_code,
+            0);
+  for (int i = 1; i <= 2; ++i) {
+    const std::string id = absl::StrCat("node-", i);
+    ASSERT_EQ(RunCtl({"restore", "--from=" + backup_dir, "--data_dir=" + unrestored + "/" + id,
+                      "node", id})
+                  .exit_code,
+              0);
+  }
+  options.storage_nodes = 3;
+  options.root_dir = unrestored;
+  auto empty_node = TestCluster::Start(options);
+  EXPECT_FALSE(empty_node.ok());
+  const std::string refused = ReadWholeFile(unrestored + "/conductor.log");
+  EXPECT_TRUE(absl::StrContains(refused, "restored storage node node-3 at ")) << refused;
+  EXPECT_TRUE(absl::StrContains(refused, "its data file was not restored")) << refused;
+
+  // --- node-1's file restored into node-2's data directory: that node
+  // refuses to start (its file records the node it belongs to).
+  const std::string swapped = testing::MakeTempDir("swapped");
+  ASSERT_EQ(RunCtl({"restore", "--from=" + backup_dir, "--data_dir=" + swapped + "/node-2", "node",
+                    "node-1"})
+                .exit_code,
+            0);
+  options.storage_nodes = 2;
+  options.root_dir = swapped;
+  auto wrong_file = TestCluster::Start(options);
+  EXPECT_FALSE(wrong_file.ok());
+  const std::string node_log = ReadWholeFile(swapped + "/node-2.log");
+  EXPECT_TRUE(absl::StrContains(node_log,
+                                "belongs to storage node \"node-1\", not to "
+                                "--node_id=node-2"))
+      << node_log;
 }
 
 TEST_F(BackupIntegrationTest, RefusedWhileAReshardIsActive) {

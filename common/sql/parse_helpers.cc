@@ -175,6 +175,11 @@ absl::Status CheckName(absl::string_view name, absl::string_view what,
                              "\" is reserved: names starting with sqlite_ belong to "
                              "SQLite"));
   }
+  if (absl::StartsWithIgnoreCase(name, "_conductor_")) {
+    return fail(absl::StrCat(" \"", name,
+                             "\" is reserved: names starting with _conductor_ belong to "
+                             "Conductor (change capture, fences, node records)"));
+  }
   if (SameName(name, kHiddenColumn)) {
     return fail(absl::StrCat(" \"", name, "\" is reserved: ", kHiddenColumn,
                              " is Conductor's hidden routing column"));

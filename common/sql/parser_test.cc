@@ -299,6 +299,8 @@ TEST(ParserTest, CreateIndex) {
   ExpectSyntax("CREATE INDEX i ON t (a,)", "expected a column name");
   ExpectSyntax("CREATE INDEX i t (a)", "near \"t\" (offset 15): expected ON");
   ExpectSyntax("CREATE INDEX sqlite_i ON t (a)", "index name \"sqlite_i\" is reserved");
+  ExpectSyntax("CREATE INDEX _Conductor_node ON t (a)",
+               "index name \"_Conductor_node\" is reserved");
   ExpectSyntax("CREATE INDEX i ON t (_virtualShard)", "column name");
   ExpectSyntax("CREATE UNIQUE TABLE t (a)", "expected INDEX");
 }
