@@ -20,11 +20,24 @@
 // nothing else ever calls it). gRPC's callback API allocates a call's tag on
 // the thread that starts the call and runs it on a gRPC thread; the hand-off
 // is synchronised inside Debian's uninstrumented libgrpc, so TSan sees the
-// header-inlined write and read without the ordering between them.
+// header-inlined write and read without the ordering between them. The
+// same holds for the callback server (the health service) and the server
+// interceptors (UnparsableRequestInterceptor).
 extern "C" const char* __tsan_default_suppressions() {
   return "race:grpc::internal::CallbackWithStatusTag\n"
          "race:grpc::internal::CallbackUnaryCallImpl\n"
-         "race:grpc::internal::ClientCallbackUnaryImpl\n";
+         "race:grpc::internal::ClientCallbackUnaryImpl\n"
+         "race:grpc::internal::CallbackWithSuccessTag\n"
+         "race:grpc::ServerBidiReactor\n"
+         "race:grpc::Server::CallbackRequest\n"
+         "race:grpc::internal::CallbackBidiHandler\n"
+         "race:grpc::internal::CallbackServerStreamingHandler\n"
+         "race:grpc::internal::InterceptorBatchMethodsImpl\n"
+         // Made on one gRPC thread, deleted by ServerContextBase on another.
+         "race:UnparsableRequestInterceptor\n"
+         // common/tls.cc: its state is written once before the port is
+         // added and only read afterwards, on gRPC's executor threads.
+         "race:ProcessAuthMetadata\n";
 }
 
 ABSL_FLAG(std::string, health_listen, "",
@@ -67,7 +80,8 @@ namespace {
 // message and reason INVALID_ARGUMENT.
 class UnparsableRequestInterceptor : public grpc::experimental::Interceptor {
  public:
-  explicit UnparsableRequestInterceptor(std::string method) : method_(std::move(method)) {}
+  // `method` lives as long as the server (gRPC's method table).
+  explicit UnparsableRequestInterceptor(const char* method) : method_(method) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
@@ -87,7 +101,7 @@ class UnparsableRequestInterceptor : public grpc::experimental::Interceptor {
   }
 
  private:
-  const std::string method_;
+  const char* const method_;
 };
 
 class UnparsableRequestInterceptorFactory
