@@ -677,15 +677,12 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
     applied_seq_[op.id][source.shard_id] = after;
   }
   const absl::Time caught_up_at = absl::Now();
-  // Both sides at once, every shard on its own call: the count takes as long
-  // as the largest shard's, and it is most of the pause.
-  auto counting_sources = std::async(std::launch::async, [&] {
-    return reshard::CountShards(layout, sources, executor, /*parallel=*/true);
-  });
+  // The sources' counts come from the counters the capture triggers keep
+  // (a read each); the targets are counted, every shard on its own call.
+  auto source_rows = reshard::CountCapturedShards(layout, sources, executor);
   auto target_rows = reshard::CountShards(
       layout, std::vector<reshard::SourceShard>(targets.begin(), targets.end()), executor,
       /*parallel=*/true);
-  auto source_rows = counting_sources.get();
   if (!source_rows.ok() || !target_rows.ok()) {
     return back_to_copying("the row counts could not be taken");
   }

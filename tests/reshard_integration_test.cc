@@ -439,7 +439,8 @@ class ReshardIntegrationTest : public testing::ClusterSqlTest {
       absl::Status read = (*db)->ForEachRow(
           "SELECT type, name FROM sqlite_master WHERE name LIKE '\\_conductor\\_changes\\_%' "
           "ESCAPE '\\' OR name LIKE '\\_conductor\\_fence\\_%' ESCAPE '\\' OR "
-          "name LIKE '\\_conductor\\_capture\\_%' ESCAPE '\\'",
+          "name LIKE '\\_conductor\\_capture\\_%' ESCAPE '\\' OR "
+          "name LIKE '\\_conductor\\_counts\\_%' ESCAPE '\\'",
           [&](const Statement& statement) {
             found.push_back(absl::StrCat(cluster_->node_id(n), ": ", statement.ColumnText(0), " ",
                                          statement.ColumnText(1)));
@@ -1797,7 +1798,8 @@ TEST_F(ReshardTargetNodeTest, TargetNodeThatNeverReturnsFailsTheReshardCleanly) 
     std::vector<std::string> leftovers;
     absl::Status read = (*db)->ForEachRow(
         "SELECT type, name FROM sqlite_master WHERE name LIKE '\\_conductor\\_changes\\_%' "
-        "ESCAPE '\\' OR name LIKE '\\_conductor\\_fence\\_%' ESCAPE '\\'",
+        "ESCAPE '\\' OR name LIKE '\\_conductor\\_fence\\_%' ESCAPE '\\' OR "
+        "name LIKE '\\_conductor\\_counts\\_%' ESCAPE '\\'",
         [&](const Statement& statement) {
           leftovers.push_back(absl::StrCat(statement.ColumnText(0), " ", statement.ColumnText(1)));
           return absl::OkStatus();

@@ -26,7 +26,21 @@ std::string RecordRow(const std::string& table, const std::vector<std::string>& 
                       ");");
 }
 
+// The per-shard row counters follow every row a write adds or removes.
+std::string CountRow(const std::string& table, const char* row, const char* delta) {
+  return absl::StrCat("UPDATE ", QuoteIdentifier(CountsTable(table)), " SET n = n ", delta,
+                      " 1 WHERE shard = ", row, ".", sql::kVirtualShardColumn, ";");
+}
+
 }  // namespace
+
+std::string CountsTable(const std::string& table) {
+  return absl::StrCat("_conductor_counts_", table);
+}
+
+std::string ReadCountsSql(const std::string& table) {
+  return absl::StrCat("SELECT shard, n FROM ", QuoteIdentifier(CountsTable(table)));
+}
 
 std::string ChangesTable(const std::string& table) {
   return absl::StrCat("_conductor_changes_", table);
@@ -47,16 +61,29 @@ std::vector<std::string> EnableCaptureSql(const std::string& table,
   if (ids.empty()) ids = "NULL";
   const std::string quoted = QuoteIdentifier(table);
   const std::string vs = sql::kVirtualShardColumn;
+  // The counters start from exact counts, in the transaction that creates
+  // the triggers: no write can fall between the two.
+  const std::string counts = QuoteIdentifier(CountsTable(table));
+  statements.push_back(absl::StrCat("CREATE TABLE IF NOT EXISTS ", counts,
+                                    " (shard INTEGER PRIMARY KEY, n INTEGER NOT NULL)"));
+  statements.push_back(absl::StrCat("DELETE FROM ", counts));
+  for (int32_t id : shard_ids) {
+    statements.push_back(absl::StrCat("INSERT INTO ", counts, " (shard, n) SELECT ", id,
+                                      ", count(*) FROM ", quoted, " WHERE ", vs, " = ", id));
+  }
   statements.push_back(absl::StrCat("CREATE TRIGGER ", Trigger(table, "insert"),
                                     " AFTER INSERT ON ", quoted, " WHEN NEW.", vs, " IN (", ids,
-                                    ") BEGIN ", RecordRow(table, primary_key, "NEW"), " END"));
+                                    ") BEGIN ", RecordRow(table, primary_key, "NEW"), " ",
+                                    CountRow(table, "NEW", "+"), " END"));
   statements.push_back(absl::StrCat("CREATE TRIGGER ", Trigger(table, "delete"),
                                     " AFTER DELETE ON ", quoted, " WHEN OLD.", vs, " IN (", ids,
-                                    ") BEGIN ", RecordRow(table, primary_key, "OLD"), " END"));
-  statements.push_back(absl::StrCat(
-      "CREATE TRIGGER ", Trigger(table, "update"), " AFTER UPDATE ON ", quoted, " WHEN OLD.", vs,
-      " IN (", ids, ") OR NEW.", vs, " IN (", ids, ") BEGIN ", RecordRow(table, primary_key, "OLD"),
-      " ", RecordRow(table, primary_key, "NEW"), " END"));
+                                    ") BEGIN ", RecordRow(table, primary_key, "OLD"), " ",
+                                    CountRow(table, "OLD", "-"), " END"));
+  statements.push_back(
+      absl::StrCat("CREATE TRIGGER ", Trigger(table, "update"), " AFTER UPDATE ON ", quoted,
+                   " WHEN OLD.", vs, " IN (", ids, ") OR NEW.", vs, " IN (", ids, ") BEGIN ",
+                   RecordRow(table, primary_key, "OLD"), " ", RecordRow(table, primary_key, "NEW"),
+                   " ", CountRow(table, "OLD", "-"), " ", CountRow(table, "NEW", "+"), " END"));
   return statements;
 }
 
@@ -64,6 +91,7 @@ std::vector<std::string> DisableCaptureSql(const std::string& table) {
   return {absl::StrCat("DROP TRIGGER IF EXISTS ", Trigger(table, "insert")),
           absl::StrCat("DROP TRIGGER IF EXISTS ", Trigger(table, "delete")),
           absl::StrCat("DROP TRIGGER IF EXISTS ", Trigger(table, "update")),
+          absl::StrCat("DROP TABLE IF EXISTS ", QuoteIdentifier(CountsTable(table))),
           absl::StrCat("DROP TABLE IF EXISTS ", QuoteIdentifier(ChangesTable(table)))};
 }
 

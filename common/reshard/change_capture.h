@@ -22,15 +22,26 @@ namespace conductor::reshard {
 //                                 shard INTEGER NOT NULL, <primary key columns>)
 std::string ChangesTable(const std::string& table);
 
+// The row counters of the captured shards of physical table `table`:
+//   "_conductor_counts_<table>" (shard INTEGER PRIMARY KEY, n INTEGER NOT NULL)
+// kept by the capture triggers in the writer's transaction, so that the
+// switch reads a source shard's row count at once instead of counting it.
+std::string CountsTable(const std::string& table);
+//   SELECT shard, n FROM <counts>
+std::string ReadCountsSql(const std::string& table);
+
 // Statements (one write batch) that create the changes table and the three
 // triggers capturing writes to rows of `shard_ids`: INSERT records the new
-// key, DELETE the old, UPDATE both. Idempotent; switching capture on again
-// with other shard ids replaces the triggers.
+// key, DELETE the old, UPDATE both; and the counters of `shard_ids`, set to
+// their exact row counts and then kept by the same triggers. Idempotent;
+// switching capture on again with other shard ids replaces the triggers and
+// recounts.
 std::vector<std::string> EnableCaptureSql(const std::string& table,
                                           const std::vector<std::string>& primary_key,
                                           const std::vector<int32_t>& shard_ids);
 
-// Statements that drop the triggers and the changes table. Idempotent.
+// Statements that drop the triggers, the counters and the changes table.
+// Idempotent.
 std::vector<std::string> DisableCaptureSql(const std::string& table);
 
 // Reads captured changes after a sequence number, oldest first:

@@ -666,6 +666,41 @@ absl::StatusOr<int64_t> CountShards(const TableLayout& layout,
   return total;
 }
 
+absl::StatusOr<int64_t> CountCapturedShards(const TableLayout& layout,
+                                            const std::vector<ShardOnNode>& sources,
+                                            const NodeExecutor& execute) {
+  std::map<std::string, std::set<int32_t>> by_node;
+  for (const ShardOnNode& shard : sources) by_node[shard.node].insert(shard.shard_id);
+  int64_t total = 0;
+  for (const auto& [node, shard_ids] : by_node) {
+    ExecuteBatchRequest request;
+    request.set_read_only(true);
+    request.add_statements()->set_sql(ReadCountsSql(layout.table));
+    absl::StatusOr<ExecuteBatchResponse> response = Run(execute, node, request);
+    if (!response.ok()) return response.status();
+    std::set<int32_t> seen;
+    for (const auto& row : response->results(0).rows()) {
+      if (row.values_size() != 2 || row.values(0).kind_case() != Value::kInteger ||
+          row.values(1).kind_case() != Value::kInteger) {
+        return absl::InternalError(
+            absl::StrCat("node ", node, " answered malformed counters of table ", layout.table));
+      }
+      const int32_t shard = static_cast<int32_t>(row.values(0).integer());
+      if (shard_ids.count(shard) == 0) continue;
+      seen.insert(shard);
+      total += row.values(1).integer();
+    }
+    for (int32_t shard : shard_ids) {
+      if (seen.count(shard) == 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("node ", node, " keeps no row counter for shard ", shard, " of table ",
+                         layout.table, " (change capture is not on there)"));
+      }
+    }
+  }
+  return total;
+}
+
 uint64_t RowHash(const std::vector<Value>& values) { return HashValues(values); }
 
 absl::StatusOr<ShardsChecksum> ChecksumShards(const TableLayout& layout,

@@ -160,6 +160,14 @@ absl::StatusOr<int64_t> CountShards(const TableLayout& layout,
                                     const std::vector<ShardOnNode>& shards,
                                     const NodeExecutor& execute, bool parallel = false);
 
+// The number of rows in the captured `sources`, from the counters that the
+// capture triggers keep (change_capture.h, CountsTable): one small read per
+// node, whatever the shards' size. FAILED_PRECONDITION when a source has no
+// counter on its node (capture is not on there).
+absl::StatusOr<int64_t> CountCapturedShards(const TableLayout& layout,
+                                            const std::vector<ShardOnNode>& sources,
+                                            const NodeExecutor& execute);
+
 // An order-independent digest of the rows of a set of shards.
 struct ShardsChecksum {
   int64_t rows = 0;
