@@ -97,32 +97,6 @@ struct Route {
 
 class IndexIntegrationTest : public testing::ClusterSqlTest {
  protected:
-  // A table through the typed RPC (shard count and block size).
-  void CreateTable(const std::string& sql, int shards, int block_size = 0) {
-    v1::CreateTableRequest request;
-    request.set_sql(sql);
-    request.set_num_shards(shards);
-    request.set_block_size(block_size);
-    v1::CreateTableResponse response;
-    grpc::Status status = Call(&v1::TableOps::Stub::CreateTable, request, &response);
-    ASSERT_TRUE(status.ok()) << sql << ": " << status.error_message();
-    ASSERT_EQ(response.table().num_shards(), shards);
-  }
-
-  // INSERTs `rows` (each a parenthesised tuple of literals) in batches.
-  void InsertRows(const std::string& table_and_columns, const std::vector<std::string>& rows) {
-    for (size_t at = 0; at < rows.size(); at += 200) {
-      std::vector<std::string> batch(rows.begin() + at,
-                                     rows.begin() + std::min(rows.size(), at + 200));
-      std::string sql =
-          absl::StrCat("INSERT INTO ", table_and_columns, " VALUES ", absl::StrJoin(batch, ", "));
-      v1::ExecuteResponse response;
-      grpc::Status status = Run(sql, {}, &response);
-      ASSERT_TRUE(status.ok()) << status.error_message();
-      ASSERT_EQ(response.rows_affected(), static_cast<int64_t>(batch.size()));
-    }
-  }
-
   v1::CreateIndexResponse CreateIndex(const std::string& name, const std::string& table,
                                       const std::vector<std::string>& columns,
                                       bool unique = false) {

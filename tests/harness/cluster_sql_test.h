@@ -4,11 +4,14 @@
 #ifndef CONDUCTOR_TESTS_HARNESS_CLUSTER_SQL_TEST_H_
 #define CONDUCTOR_TESTS_HARNESS_CLUSTER_SQL_TEST_H_
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/errors.h"
 #include "common/sqlite.h"
 #include "conductor/v1/table_ops.grpc.pb.h"
@@ -69,6 +72,32 @@ class ClusterSqlTest : public ::testing::Test {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     return (cluster_->ops().*method)(&context, request, response);
+  }
+
+  // A table through the typed RPC (shard count and block size).
+  void CreateTable(const std::string& sql, int shards, int block_size = 0) {
+    ::conductor::v1::CreateTableRequest request;
+    request.set_sql(sql);
+    request.set_num_shards(shards);
+    request.set_block_size(block_size);
+    ::conductor::v1::CreateTableResponse response;
+    grpc::Status status = Call(&::conductor::v1::TableOps::Stub::CreateTable, request, &response);
+    ASSERT_TRUE(status.ok()) << sql << ": " << status.error_message();
+    ASSERT_EQ(response.table().num_shards(), shards);
+  }
+
+  // INSERTs `rows` (each a parenthesised tuple of literals) in batches.
+  void InsertRows(const std::string& table_and_columns, const std::vector<std::string>& rows) {
+    for (size_t at = 0; at < rows.size(); at += 200) {
+      std::vector<std::string> batch(rows.begin() + at,
+                                     rows.begin() + std::min(rows.size(), at + 200));
+      std::string sql =
+          absl::StrCat("INSERT INTO ", table_and_columns, " VALUES ", absl::StrJoin(batch, ", "));
+      ::conductor::v1::ExecuteResponse response;
+      grpc::Status status = Run(sql, {}, &response);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      ASSERT_EQ(response.rows_affected(), static_cast<int64_t>(batch.size()));
+    }
   }
 
   static void ExpectError(const grpc::Status& status, grpc::StatusCode code,
