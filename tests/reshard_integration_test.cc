@@ -255,6 +255,20 @@ class ReshardIntegrationTest : public testing::ClusterSqlTest {
     }
   }
 
+  // Waits until the reshard is copying with some, not all, rows copied: the
+  // moment to interrupt it (the copies are throttled by --scan_rows_per_s).
+  void WaitCopyingMidway(const std::string& change_log_id) {
+    auto copying = WaitReshard(
+        change_log_id,
+        [](const v1::ReshardStatus& s) {
+          return s.phase() == v1::RESHARD_PHASE_COPYING && s.rows_copied() > 0;
+        },
+        kReshardTimeout, "copying with rows copied");
+    ASSERT_TRUE(copying.ok()) << copying.status();
+    ASSERT_LT(copying->rows_copied(), copying->rows_total())
+        << "the copy ended before it could be interrupted; slow --scan_rows_per_s further";
+  }
+
   absl::StatusOr<v1::ReshardStatus> WaitComplete(const std::string& change_log_id) {
     return WaitReshard(
         change_log_id,
@@ -1146,15 +1160,7 @@ TEST_F(ReshardIntegrationTest, CopySurvivesItsWorkerBeingKilled) {
 
   const std::string id = StartReshard("copies", 4);
   ASSERT_FALSE(id.empty());
-  auto copying = WaitReshard(
-      id,
-      [](const v1::ReshardStatus& s) {
-        return s.phase() == v1::RESHARD_PHASE_COPYING && s.rows_copied() > 0;
-      },
-      kReshardTimeout, "copying with rows copied");
-  ASSERT_TRUE(copying.ok()) << copying.status();
-  ASSERT_LT(copying->rows_copied(), copying->rows_total())
-      << "the copy ended before it could be interrupted; slow --scan_rows_per_s further";
+  ASSERT_NO_FATAL_FAILURE(WaitCopyingMidway(id));
   absl::Status killed = cluster_->KillWorker(0, SIGKILL);
   ASSERT_TRUE(killed.ok()) << killed;
   auto interrupted = GetStatus(id);
@@ -1203,15 +1209,7 @@ TEST_F(ReshardIntegrationTest, ConductorKilledDuringCopyNeverHalfSwitches) {
 
   const std::string id = StartReshard("crash", 6);
   ASSERT_FALSE(id.empty());
-  auto copying = WaitReshard(
-      id,
-      [](const v1::ReshardStatus& s) {
-        return s.phase() == v1::RESHARD_PHASE_COPYING && s.rows_copied() > 0;
-      },
-      kReshardTimeout, "copying with rows copied");
-  ASSERT_TRUE(copying.ok()) << copying.status();
-  ASSERT_LT(copying->rows_copied(), copying->rows_total())
-      << "the copy ended before the conductor could be killed; slow --scan_rows_per_s further";
+  ASSERT_NO_FATAL_FAILURE(WaitCopyingMidway(id));
   absl::Status killed = cluster_->KillConductor(SIGKILL);
   ASSERT_TRUE(killed.ok()) << killed;
   absl::Status restarted = cluster_->RestartConductor();
@@ -1630,15 +1628,7 @@ class ReshardTargetNodeTest : public ReshardIntegrationTest {
   void StartReshardAndKillVictim() {
     id_ = StartReshard(shape_.table, 6);
     ASSERT_FALSE(id_.empty());
-    auto copying = WaitReshard(
-        id_,
-        [](const v1::ReshardStatus& s) {
-          return s.phase() == v1::RESHARD_PHASE_COPYING && s.rows_copied() > 0;
-        },
-        kReshardTimeout, "copying with rows copied");
-    ASSERT_TRUE(copying.ok()) << copying.status();
-    ASSERT_LT(copying->rows_copied(), copying->rows_total())
-        << "the copy ended before the node could be killed; slow --scan_rows_per_s further";
+    ASSERT_NO_FATAL_FAILURE(WaitCopyingMidway(id_));
     const v1::DescribeTableResponse during = Describe(shape_.table);
     int victim_targets = 0;
     for (const auto& shard : during.shards()) {
