@@ -680,11 +680,20 @@ absl::Status ReshardManager::Switch(const OpRecord& op) {
   // The sources' counts come from the counters the capture triggers keep
   // (a read each); the targets are counted, every shard on its own call.
   auto source_rows = reshard::CountCapturedShards(layout, sources, executor);
+  if (!source_rows.ok()) {
+    // No counters (capture switched on by a conductor without them, before
+    // an upgrade): count the sources themselves.
+    LogWarning("reshard %s of %s: counting the source shards (%s)", op.id, op.table_name,
+               source_rows.status().message());
+    source_rows = reshard::CountShards(layout, sources, executor, /*parallel=*/true);
+  }
   auto target_rows = reshard::CountShards(
       layout, std::vector<reshard::SourceShard>(targets.begin(), targets.end()), executor,
       /*parallel=*/true);
   if (!source_rows.ok() || !target_rows.ok()) {
-    return back_to_copying("the row counts could not be taken");
+    return back_to_copying(
+        absl::StrCat("the row counts could not be taken: ",
+                     (!source_rows.ok() ? source_rows.status() : target_rows.status()).message()));
   }
   if (*source_rows != *target_rows) {
     return back_to_copying(absl::StrCat("source shards hold ", *source_rows,
