@@ -466,6 +466,19 @@ TEST_F(SecurityIntegrationTest, MtlsClusterWithTokenBuildsAnIndexAndRefusesPubli
                                address, " --tls_ca=", certs().ca, " tables >", out, " 2>&1")),
             0)
       << ReadFile(out);
+  // A backup (an internal service) needs a client certificate from the CA.
+  EXPECT_EQ(Shell(absl::StrCat(ctl, " --conductor=", address, " --tls_ca=", certs().ca,
+                               " --token_file=", certs().public_token_file,
+                               " backup --out=", cluster.root(), "/refused >", out, " 2>&1")),
+            1);
+  EXPECT_TRUE(absl::StrContains(ReadFile(out), "PERMISSION_DENIED")) << ReadFile(out);
+  EXPECT_EQ(Shell(absl::StrCat(ctl, " --conductor=", address, " --tls_ca=", certs().ca,
+                               " --tls_cert=", certs().client_cert, " --tls_key=",
+                               certs().client_key, " --token_file=", certs().public_token_file,
+                               " backup --out=", cluster.root(), "/taken >", out, " 2>&1")),
+            0)
+      << ReadFile(out);
+  EXPECT_TRUE(absl::StrContains(ReadFile(out), "backup written to")) << ReadFile(out);
 }
 
 // Plaintext, but with tokens: the internal token carries the cluster's own
@@ -515,6 +528,22 @@ TEST_F(SecurityIntegrationTest, InternalTokenGuardsInternalServicesOnPlaintext) 
   ExpectOk(NodeInfo(cluster.node_address(1), internal_client), "GetNodeInfo");
   ExpectOk(HealthCheck(cluster.node_address(1), ClientSecurity()), "health check");
   ExpectOk(HealthCheck(address, ClientSecurity()), "health check");
+
+  // Backups go through an internal service: the public token alone is
+  // refused; the internal token (conductorctl --internal_token_file) works.
+  const std::string ctl = BinaryPath("client/conductorctl");
+  const std::string out = cluster.root() + "/backup.out";
+  EXPECT_EQ(
+      Shell(absl::StrCat(ctl, " --conductor=", address, " --token_file=", certs().public_token_file,
+                         " backup --out=", cluster.root(), "/refused >", out, " 2>&1")),
+      1);
+  EXPECT_TRUE(absl::StrContains(ReadFile(out), "PERMISSION_DENIED")) << ReadFile(out);
+  EXPECT_EQ(Shell(absl::StrCat(ctl, " --conductor=", address,
+                               " --token_file=", certs().public_token_file, " ", internal,
+                               " backup --out=", cluster.root(), "/taken >", out, " 2>&1")),
+            0)
+      << ReadFile(out);
+  EXPECT_TRUE(absl::StrContains(ReadFile(out), "backup written to")) << ReadFile(out);
 }
 
 // Flag errors: exit status 2 and a message that names the flag.
