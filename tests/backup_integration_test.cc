@@ -76,29 +76,9 @@ CtlRun RunCtl(const std::vector<std::string>& args) {
   return run;
 }
 
-// A value as text that keeps its storage class.
-std::string Render(const Value& value) {
-  switch (value.kind_case()) {
-    case Value::kInteger:
-      return absl::StrCat("i:", value.integer());
-    case Value::kReal:
-      return absl::StrCat("r:", ValueToString(value));
-    case Value::kText:
-      return "t:" + value.text();
-    case Value::kBlob:
-      return "b:" + absl::BytesToHexString(value.blob());
-    default:
-      return "null";
-  }
-}
-
 std::vector<std::string> RenderRows(const v1::ResultSet& set) {
   std::vector<std::string> rows;
-  for (const auto& row : set.rows()) {
-    std::vector<std::string> cells;
-    for (const auto& value : row.values()) cells.push_back(Render(value));
-    rows.push_back(absl::StrJoin(cells, "|"));
-  }
+  for (const auto& row : set.rows()) rows.push_back(testing::RenderRow(row));
   return rows;
 }
 

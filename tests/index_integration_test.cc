@@ -32,6 +32,8 @@
 namespace conductor {
 namespace {
 
+using testing::Render;
+using testing::RenderRow;
 using testing::TestCluster;
 namespace v1 = ::conductor::v1;
 
@@ -40,29 +42,6 @@ namespace v1 = ::conductor::v1;
 constexpr absl::Duration kBuildTimeout = absl::Seconds(60);
 // Builds over throttled workers (several seconds each by design).
 constexpr absl::Duration kSlowBuildTimeout = absl::Seconds(180);
-
-// A value as text that keeps its storage class ("t:abc", "i:5"), so that 5
-// and '5' never compare equal by accident.
-std::string Render(const Value& value) {
-  switch (value.kind_case()) {
-    case Value::kInteger:
-      return absl::StrCat("i:", value.integer());
-    case Value::kReal:
-      return absl::StrCat("r:", ValueToString(value));
-    case Value::kText:
-      return "t:" + value.text();
-    case Value::kBlob:
-      return "b:" + absl::BytesToHexString(value.blob());
-    default:
-      return "null";
-  }
-}
-
-std::string RenderRow(const v1::Row& row) {
-  std::vector<std::string> parts;
-  for (const auto& value : row.values()) parts.push_back(Render(value));
-  return absl::StrJoin(parts, "|");
-}
 
 std::string ShardList(const std::set<int64_t>& shards) {
   return absl::StrCat("{", absl::StrJoin(shards, ","), "}");

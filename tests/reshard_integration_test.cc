@@ -46,6 +46,9 @@
 namespace conductor {
 namespace {
 
+using testing::Render;
+using testing::RenderRow;
+using testing::RenderValues;
 using testing::TestCluster;
 namespace v1 = ::conductor::v1;
 
@@ -54,33 +57,6 @@ namespace v1 = ::conductor::v1;
 // machines.
 constexpr absl::Duration kReshardTimeout = absl::Seconds(120);
 constexpr absl::Duration kIndexTimeout = absl::Seconds(120);
-
-// A value as text that keeps its storage class ("t:abc", "i:5"), so that 5
-// and '5' never compare equal by accident. REALs at full precision.
-std::string Render(const Value& value) {
-  switch (value.kind_case()) {
-    case Value::kInteger:
-      return absl::StrCat("i:", value.integer());
-    case Value::kReal:
-      return absl::StrFormat("r:%.17g", value.real());
-    case Value::kText:
-      return "t:" + value.text();
-    case Value::kBlob:
-      return "b:" + absl::BytesToHexString(value.blob());
-    default:
-      return "null";
-  }
-}
-
-std::string RenderValues(const std::vector<Value>& values) {
-  std::vector<std::string> parts;
-  for (const auto& value : values) parts.push_back(Render(value));
-  return absl::StrJoin(parts, "|");
-}
-
-std::string RenderRow(const v1::Row& row) {
-  return RenderValues(std::vector<Value>(row.values().begin(), row.values().end()));
-}
 
 template <typename T>
 std::string SetText(const std::set<T>& values) {

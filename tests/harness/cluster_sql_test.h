@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/errors.h"
 #include "common/sqlite.h"
@@ -19,6 +21,33 @@
 #include "tests/harness/cluster.h"
 
 namespace conductor::testing {
+
+// A value as text that keeps its storage class ("t:abc", "i:5"), so that 5
+// and '5' never compare equal by accident. REALs at full precision.
+inline std::string Render(const Value& value) {
+  switch (value.kind_case()) {
+    case Value::kInteger:
+      return absl::StrCat("i:", value.integer());
+    case Value::kReal:
+      return absl::StrFormat("r:%.17g", value.real());
+    case Value::kText:
+      return "t:" + value.text();
+    case Value::kBlob:
+      return "b:" + absl::BytesToHexString(value.blob());
+    default:
+      return "null";
+  }
+}
+
+inline std::string RenderValues(const std::vector<Value>& values) {
+  std::vector<std::string> parts;
+  for (const auto& value : values) parts.push_back(Render(value));
+  return absl::StrJoin(parts, "|");
+}
+
+inline std::string RenderRow(const ::conductor::v1::Row& row) {
+  return RenderValues(std::vector<Value>(row.values().begin(), row.values().end()));
+}
 
 class ClusterSqlTest : public ::testing::Test {
  protected:
