@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
@@ -19,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/sqlite.h"
 #include "common/tls.h"
@@ -434,6 +436,45 @@ std::string MachineDescription() {
   return absl::StrFormat("%s; nproc=%d; RAM %.1f GiB; load avg %.2f %.2f %.2f; %s", cpu,
                          static_cast<int>(std::thread::hardware_concurrency()), gib, load[0],
                          load[1], load[2], date);
+}
+
+// ---------------------------------------------------------------- loading
+
+double LoadThroughConductor(TestCluster& cluster, const std::string& insert_prefix,
+                            const std::string& marks, int64_t rows, int threads, int batch,
+                            const std::function<void(int64_t id, v1::ExecuteRequest*)>& add_row) {
+  const std::string full_sql =
+      insert_prefix + absl::StrJoin(std::vector<std::string>(batch, marks), ", ");
+  const int64_t batches = (rows + batch - 1) / batch;
+  std::atomic<int64_t> next_batch{0};
+  auto start = Clock::now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&] {
+      auto stub = v1::TableOps::NewStub(NewChannel(cluster.conductor_address()));
+      for (int64_t b; (b = next_batch.fetch_add(1)) < batches;) {
+        const int64_t first = b * batch;
+        const int64_t last = std::min(rows, first + batch);
+        v1::ExecuteRequest request;
+        request.set_sql(
+            last - first == batch
+                ? full_sql
+                : insert_prefix +
+                      absl::StrJoin(std::vector<std::string>(last - first, marks), ", "));
+        for (int64_t id = first; id < last; ++id) add_row(id, &request);
+        v1::ExecuteResponse response;
+        auto context = NewContext(120);
+        Check(stub->Execute(context.get(), request, &response), "load INSERT");
+        if (response.rows_affected() != last - first) {
+          Check(absl::InternalError(absl::StrCat("affected ", response.rows_affected(),
+                                                 " rows, not ", last - first)),
+                "load INSERT");
+        }
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  return MicrosSince(start);
 }
 
 // ---------------------------------------------------------------- server logs

@@ -150,6 +150,16 @@ LatencySummary Summarize(std::vector<double> samples);
 double Percentile(const std::vector<double>& sorted, double p);
 double Median(std::vector<double> values);
 
+// --- loading ---
+
+// Inserts rows 0..rows-1 through the conductor: `threads` clients, `batch`
+// rows per INSERT statement `insert_prefix` + "(?, …), …" (`marks` is one
+// row's "(?, ?, ?)"); `add_row` appends row `id`'s parameters. Aborts on any
+// error or a wrong rows_affected. Returns the wall time in microseconds.
+double LoadThroughConductor(TestCluster& cluster, const std::string& insert_prefix,
+                            const std::string& marks, int64_t rows, int threads, int batch,
+                            const std::function<void(int64_t id, v1::ExecuteRequest*)>& add_row);
+
 // --- server logs ---
 
 // A server's log file, and where the lines of the part being measured start.

@@ -108,42 +108,15 @@ double Seconds(double us) { return us / 1e6; }
 // INSERT INTO t (id, c, pad) VALUES (?, ?, ?) x 1000 through the conductor,
 // kLoadThreads threads, each on its own channel.
 void LoadThroughConductor(TestCluster& cluster, int64_t rows) {
-  std::vector<std::string> tuples(kInsertBatch, "(?, ?, ?)");
-  const std::string full_sql = "INSERT INTO t (id, c, pad) VALUES " + absl::StrJoin(tuples, ", ");
   const int64_t batches = (rows + kInsertBatch - 1) / kInsertBatch;
-  std::atomic<int64_t> next_batch{0};
   CpuTimes before = SampleCpu(cluster);
-  auto start = Clock::now();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kLoadThreads; ++t) {
-    threads.emplace_back([&] {
-      auto stub = v1::TableOps::NewStub(NewChannel(cluster.conductor_address()));
-      for (int64_t batch; (batch = next_batch.fetch_add(1)) < batches;) {
-        const int64_t first = batch * kInsertBatch;
-        const int64_t last = std::min(rows, first + kInsertBatch);
-        v1::ExecuteRequest request;
-        if (last - first == kInsertBatch) {
-          request.set_sql(full_sql);
-        } else {
-          std::vector<std::string> few(last - first, "(?, ?, ?)");
-          request.set_sql("INSERT INTO t (id, c, pad) VALUES " + absl::StrJoin(few, ", "));
-        }
-        for (int64_t id = first; id < last; ++id) {
-          request.add_params()->set_integer(id);
-          request.add_params()->set_integer(ValueOf(id));
-          request.add_params()->set_text(PadFor(id));
-        }
-        v1::ExecuteResponse response;
-        auto context = NewContext(120);
-        Check(stub->Execute(context.get(), request, &response), "load INSERT");
-        if (response.rows_affected() != last - first) {
-          Fail(absl::StrCat("load INSERT affected ", response.rows_affected(), " rows"));
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  double us = MicrosSince(start);
+  const double us = bench::LoadThroughConductor(cluster, "INSERT INTO t (id, c, pad) VALUES ",
+                                                "(?, ?, ?)", rows, kLoadThreads, kInsertBatch,
+                                                [](int64_t id, v1::ExecuteRequest* request) {
+                                                  request->add_params()->set_integer(id);
+                                                  request->add_params()->set_integer(ValueOf(id));
+                                                  request->add_params()->set_text(PadFor(id));
+                                                });
   CpuTimes cpu = SampleCpu(cluster) - before;
   Line(absl::StrFormat(
       "  loaded %d rows through the conductor in %s: %s (%d threads, %d rows/statement; "

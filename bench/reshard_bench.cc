@@ -55,6 +55,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_util.h"
+#include "client/views.h"
 #include "common/sqlite.h"
 
 namespace conductor::bench {
@@ -98,42 +99,13 @@ v1::Value Int(int64_t x) {
 // ---------------------------------------------------------------- loading
 
 void LoadThroughConductor(TestCluster& cluster, const std::string& table, int64_t rows) {
-  std::vector<std::string> tuples(kInsertBatch, "(?, ?, ?)");
-  const std::string prefix = "INSERT INTO " + table + " (id, v, pad) VALUES ";
-  const std::string full_sql = prefix + absl::StrJoin(tuples, ", ");
-  const int64_t batches = (rows + kInsertBatch - 1) / kInsertBatch;
-  std::atomic<int64_t> next_batch{0};
-  auto start = Clock::now();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kLoadThreads; ++t) {
-    threads.emplace_back([&] {
-      auto stub = v1::TableOps::NewStub(NewChannel(cluster.conductor_address()));
-      for (int64_t batch; (batch = next_batch.fetch_add(1)) < batches;) {
-        const int64_t first = batch * kInsertBatch;
-        const int64_t last = std::min(rows, first + kInsertBatch);
-        v1::ExecuteRequest request;
-        if (last - first == kInsertBatch) {
-          request.set_sql(full_sql);
-        } else {
-          std::vector<std::string> few(last - first, "(?, ?, ?)");
-          request.set_sql(prefix + absl::StrJoin(few, ", "));
-        }
-        for (int64_t id = first; id < last; ++id) {
-          request.add_params()->set_integer(id);
-          request.add_params()->set_integer(id);
-          request.add_params()->set_text(PadFor(id));
-        }
-        v1::ExecuteResponse response;
-        auto context = NewContext(120);
-        Check(stub->Execute(context.get(), request, &response), "load INSERT");
-        if (response.rows_affected() != last - first) {
-          Fail(absl::StrCat("load INSERT affected ", response.rows_affected(), " rows"));
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  double us = MicrosSince(start);
+  const double us = bench::LoadThroughConductor(
+      cluster, "INSERT INTO " + table + " (id, v, pad) VALUES ", "(?, ?, ?)", rows, kLoadThreads,
+      kInsertBatch, [](int64_t id, v1::ExecuteRequest* request) {
+        request->add_params()->set_integer(id);
+        request->add_params()->set_integer(id);
+        request->add_params()->set_text(PadFor(id));
+      });
   Line(absl::StrFormat(
       "  loaded %d rows into %s through the conductor in %s: %s (%d threads, %d rows/statement; "
       "not part of the result)",
@@ -299,23 +271,6 @@ struct ReshardResult {
   int polls = 0;
   CpuTimes cpu;
 };
-
-const char* PhaseName(v1::ReshardPhase p) {
-  switch (p) {
-    case v1::RESHARD_PHASE_PENDING:
-      return "pending";
-    case v1::RESHARD_PHASE_COPYING:
-      return "copying";
-    case v1::RESHARD_PHASE_SWITCHING:
-      return "switching";
-    case v1::RESHARD_PHASE_COMPLETE:
-      return "complete";
-    case v1::RESHARD_PHASE_FAILED:
-      return "failed";
-    default:
-      return "?";
-  }
-}
 
 ReshardResult Reshard(TestCluster& cluster, const std::string& table, int shards) {
   ReshardResult r;
