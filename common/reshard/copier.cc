@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <set>
@@ -612,6 +613,9 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
   return result;
 }
 
+// Counts running at once in CountShards(parallel).
+constexpr size_t kMaxParallelCounts = 16;
+
 absl::StatusOr<int64_t> CountShards(const TableLayout& layout,
                                     const std::vector<ShardOnNode>& shards,
                                     const NodeExecutor& execute, bool parallel) {
@@ -639,11 +643,16 @@ absl::StatusOr<int64_t> CountShards(const TableLayout& layout,
   std::vector<absl::StatusOr<ExecuteBatchResponse>> responses(calls.size(),
                                                               absl::UnknownError("not run"));
   if (parallel && calls.size() > 1) {
+    // At most kMaxParallelCounts calls at once (a table may have 256 shards).
+    std::atomic<size_t> next{0};
     std::vector<std::thread> threads;
-    threads.reserve(calls.size());
-    for (size_t i = 0; i < calls.size(); ++i) {
-      threads.emplace_back(
-          [&, i] { responses[i] = Run(execute, calls[i].first, calls[i].second); });
+    const size_t width = std::min(calls.size(), kMaxParallelCounts);
+    for (size_t t = 0; t < width; ++t) {
+      threads.emplace_back([&] {
+        for (size_t i; (i = next.fetch_add(1)) < calls.size();) {
+          responses[i] = Run(execute, calls[i].first, calls[i].second);
+        }
+      });
     }
     for (auto& thread : threads) thread.join();
   } else {

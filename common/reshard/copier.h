@@ -152,7 +152,7 @@ absl::StatusOr<CatchUpResult> CatchUpOnce(const TableLayout& layout, const Sourc
 // The number of rows in `shards`: one
 //   SELECT count(*) FROM "t" WHERE "_virtualShard" = ?1
 // per shard (served by the primary-key index); one read batch per node, or
-// with `parallel` one call per shard, all at once (a node counts several
+// with `parallel` one call per shard, up to 16 at once (a node counts several
 // shards on several reader connections), so that the count takes as long as
 // the largest shard's. `execute` must then be safe to call from several
 // threads.

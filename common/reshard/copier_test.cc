@@ -1434,6 +1434,13 @@ TEST_F(VerificationTest, ParallelCountsAreOneCallPerShardWithTheSameTotals) {
   EXPECT_EQ(*CountShards(layout_, sources_, serialised, /*parallel=*/true), 500);
   EXPECT_EQ(*CountShards(layout_, {}, serialised, /*parallel=*/true), 0);
   EXPECT_FALSE(CountShards(layout_, {{3, "n1"}, {1, "gone"}}, serialised, true).ok());
+  // More shards than run at once: every one is still counted, once.
+  std::vector<ShardOnNode> many(targets_.begin(), targets_.end());
+  for (int32_t id = 100; id < 140; ++id) many.push_back({id, "n0"});  // empty shards
+  cluster_.stats.clear();
+  EXPECT_EQ(*CountShards(layout_, many, serialised, /*parallel=*/true), 500);
+  EXPECT_EQ(cluster_.stats["n0"].read_batches, 41);
+  EXPECT_EQ(cluster_.stats["n1"].read_batches, 2);
 }
 
 TEST_F(VerificationTest, ChecksumsAreEqualExactlyWhenTheContentsAre) {
