@@ -66,8 +66,8 @@
 #include "bench/bench_util.h"
 #include "common/sql/create_table.h"
 #include "common/sqlite.h"
-#include "conductor/index_entries.h"
-#include "conductor/index_key.h"
+#include "conductor/index/index_entries.h"
+#include "conductor/index/index_key.h"
 
 namespace conductor::bench {
 namespace {

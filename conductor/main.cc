@@ -12,11 +12,11 @@
 #include "common/logging.h"
 #include "common/security_flags.h"
 #include "common/server.h"
-#include "conductor/bootstrap.h"
-#include "conductor/sql_front_door.h"
-#include "conductor/table_operations.h"
-#include "conductor/table_ops_auth.h"
-#include "conductor/table_ops_service.h"
+#include "conductor/schema/table_operations.h"
+#include "conductor/server/bootstrap.h"
+#include "conductor/server/table_ops_auth.h"
+#include "conductor/server/table_ops_service.h"
+#include "conductor/sql/sql_front_door.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "HOST:PORT to serve on; port 0 picks one");
 ABSL_FLAG(std::string, data_dir, "", "directory for the topology store (created if missing)");

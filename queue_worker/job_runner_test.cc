@@ -20,9 +20,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "conductor/internal/v1/job_queue.grpc.pb.h"
-#include "conductor/job_queue.h"
-#include "conductor/job_queue_service.h"
-#include "conductor/topology_store.h"
+#include "conductor/jobs/job_queue_service.h"
+#include "conductor/topo/job_queue.h"
+#include "conductor/topo/topology_store.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 

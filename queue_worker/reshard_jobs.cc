@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "common/logging.h"
-#include "common/reshard/change_capture.h"
-#include "common/reshard/copier.h"
+#include "common/shard_copy/change_capture.h"
+#include "common/shard_copy/copier.h"
 #include "common/sqlite.h"
 #include "common/tls.h"
 
@@ -82,13 +82,13 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
     if (!s.ok()) return s;
   }
   const internal::v1::ReshardPlan& plan = plan_response.plan();
-  reshard::TableLayout layout;
+  shard_copy::TableLayout layout;
   layout.table = plan.table();
   layout.columns.assign(plan.columns().begin(), plan.columns().end());
   layout.primary_key.assign(plan.primary_key().begin(), plan.primary_key().end());
   layout.shard_key = plan.shard_key();
   layout.shard_key_type = plan.shard_key_type();
-  std::vector<reshard::TargetShard> targets;
+  std::vector<shard_copy::TargetShard> targets;
   for (const auto& target : plan.targets())
     targets.push_back({target.shard_id(), target.address()});
   const int32_t source = plan.source().shard_id();
@@ -97,9 +97,9 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
   // Fence: from now on only this attempt may write this source's rows.
   for (const auto& target : targets) {
     storage::v1::ExecuteBatchRequest fence;
-    fence.add_statements()->set_sql(reshard::CreateFenceSql(layout.table));
+    fence.add_statements()->set_sql(shard_copy::CreateFenceSql(layout.table));
     auto* raise = fence.add_statements();
-    raise->set_sql(reshard::RaiseFenceSql(layout.table));
+    raise->set_sql(shard_copy::RaiseFenceSql(layout.table));
     *raise->add_params() = IntegerValue(source);
     *raise->add_params() = IntegerValue(attempt);
     storage::v1::ExecuteBatchResponse ignored;
@@ -111,13 +111,13 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
     }
   }
   // Every write batch starts with the fence guard (its result is dropped).
-  reshard::NodeExecutor execute = [&](const std::string& address,
-                                      const storage::v1::ExecuteBatchRequest& request)
+  shard_copy::NodeExecutor execute = [&](const std::string& address,
+                                         const storage::v1::ExecuteBatchRequest& request)
       -> absl::StatusOr<storage::v1::ExecuteBatchResponse> {
     storage::v1::ExecuteBatchRequest guarded;
     if (!request.read_only()) {
       auto* guard = guarded.add_statements();
-      guard->set_sql(reshard::FenceGuardSql(layout.table));
+      guard->set_sql(shard_copy::FenceGuardSql(layout.table));
       *guard->add_params() = IntegerValue(source);
       *guard->add_params() = IntegerValue(attempt);
     }
@@ -172,7 +172,7 @@ absl::Status ReshardJobs::Run(const internal::v1::Job& job, JobContext& context)
       // (A future of std::async joins in its destructor: no write outlives
       // this function, whichever way it returns.)
       in_flight.written = std::async(std::launch::async, [&layout, &targets, &execute, rows] {
-        return reshard::ApplyRows(layout, targets, *rows, execute, /*parallel_nodes=*/true);
+        return shard_copy::ApplyRows(layout, targets, *rows, execute, /*parallel_nodes=*/true);
       });
     }
     return wait ? settle() : absl::OkStatus();
